@@ -137,8 +137,7 @@ async fn run(
     let Some(op) = services::operation(service, req) else {
         return Err(unknown_operation(service, req));
     };
-    let action = format!("{}:{op}", service.iam_prefix());
-    {
+    if let Some(action) = services::iam_action(service, op) {
         let world = shared.world.read();
         identity::authorize(&world, &caller, service, &action)?;
     }

@@ -106,3 +106,20 @@ pub fn encode_token(offset: usize) -> String {
 pub fn decode_token(token: &str) -> Option<usize> {
     token.strip_prefix("tok-").and_then(|h| usize::from_str_radix(h, 16).ok())
 }
+
+/// The IAM action a call needs, or `None` when AWS never denies it. Mostly
+/// `<prefix>:<Operation>`; S3's actions have their own names.
+pub fn iam_action(service: Service, op: &str) -> Option<String> {
+    let name = match (service, op) {
+        (Service::Sts, "GetCallerIdentity") => return None,
+        (Service::S3, "ListBuckets") => "ListAllMyBuckets",
+        (Service::S3, "GetPublicAccessBlock") => "GetBucketPublicAccessBlock",
+        (Service::S3, "PutPublicAccessBlock" | "DeletePublicAccessBlock") => "PutBucketPublicAccessBlock",
+        (Service::S3, "HeadBucket") => "ListBucket",
+        (Service::S3, "DeleteBucketPolicy") => "DeleteBucketPolicy",
+        (Service::S3Control, "GetPublicAccessBlock") => "GetAccountPublicAccessBlock",
+        (Service::S3Control, "PutPublicAccessBlock" | "DeletePublicAccessBlock") => "PutAccountPublicAccessBlock",
+        (_, op) => op,
+    };
+    Some(format!("{}:{name}", service.iam_prefix()))
+}
