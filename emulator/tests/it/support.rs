@@ -78,7 +78,7 @@ pub fn s3control(conf: &SdkConfig, url: &str) -> aws_sdk_s3control::Client {
 }
 
 /// The AWS error code of a failed call.
-pub fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
+pub fn code<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
     match err {
         SdkError::ServiceError(e) => e.err().code().unwrap_or("<no code>").to_string(),
         other => format!("<not a service error: {other:?}>"),
