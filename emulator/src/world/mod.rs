@@ -515,6 +515,8 @@ pub struct ConfigState {
     pub rules: BTreeMap<String, ConfigRule>,
     pub aggregators: BTreeMap<String, Value>,
     pub last_rules_evaluation_ms: Option<Millis>,
+    /// rule name -> when StartConfigRulesEvaluation last started an evaluation of it.
+    pub rule_evaluations: BTreeMap<String, Millis>,
 }
 
 #[derive(Debug, Clone)]
@@ -621,6 +623,8 @@ pub struct World {
     pub findings: BTreeMap<String, FindingStore>,
     /// Delegated administrator per (service, region): `securityhub` / `guardduty`.
     pub org_admins: BTreeMap<(String, String), String>,
+    /// Security Hub invitations received, per (invitee, region), by inviting account.
+    pub hub_invitations: BTreeMap<(String, String), BTreeMap<String, Invitation>>,
     pub counters: Counters,
     /// (due time, account, region) evaluations waiting for the evaluation delay.
     pub pending: BTreeSet<(Millis, String, String)>,
@@ -640,6 +644,7 @@ impl World {
             threats: Vec::new(),
             findings: BTreeMap::new(),
             org_admins: BTreeMap::new(),
+            hub_invitations: BTreeMap::new(),
             counters: Counters::default(),
             pending: BTreeSet::new(),
             ids: IdGen::new(seed),
