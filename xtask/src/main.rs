@@ -1,1 +1,60 @@
-fn main() {}
+//! Development commands, run as `cargo xtask <command>`:
+//!
+//! - `ci`: everything CI checks, in order: formatting, clippy, every Rust test, the botocore
+//!   second-client suite, and the benchmarks in quick mode. `.ci/run` calls exactly this.
+//! - `test`: the Rust tests and the botocore suite, without lints.
+//! - `bench`: the benchmarks in release mode with full-size inputs (figures for
+//!   docs/benchmarks.md).
+//! - `demo`: the emulator with the demo organization on 127.0.0.1:4566.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("ci") => {
+            step("formatting", &["cargo", "fmt", "--all", "--", "--check"])?;
+            step("clippy", &["cargo", "clippy", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+            tests()?;
+            step("benchmarks (quick mode)", &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "emulator-findings", "--quick"])?;
+            println!("\nci: all checks passed");
+            Ok(())
+        }
+        Some("test") => tests(),
+        Some("bench") => step(
+            "emulator findings throughput (release)",
+            &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "emulator-findings"],
+        ),
+        Some("demo") => step(
+            "emulator with the demo organization",
+            &["cargo", "run", "--locked", "-q", "-p", "orgsec-emulator", "--", "--scenario", "demo"],
+        ),
+        other => {
+            eprintln!("usage: cargo xtask <ci|test|bench|demo>");
+            if let Some(o) = other {
+                bail!("unknown command '{o}'");
+            }
+            bail!("no command given")
+        }
+    }
+}
+
+fn tests() -> anyhow::Result<()> {
+    step("rust tests", &["cargo", "test", "--locked", "--workspace"])?;
+    step("botocore second-client tests", &["bash", "scripts/botocore-tests.sh"])
+}
+
+fn step(name: &str, cmd: &[&str]) -> anyhow::Result<()> {
+    println!("\n==> {name}: {}", cmd.join(" "));
+    let started = std::time::Instant::now();
+    let status = Command::new(cmd[0]).args(&cmd[1..]).status().with_context(|| format!("running {}", cmd[0]))?;
+    if !status.success() {
+        bail!("{name} failed ({status}) after {:.0} s", started.elapsed().as_secs_f64());
+    }
+    println!("==> {name}: ok in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}

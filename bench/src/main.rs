@@ -1,0 +1,166 @@
+//! `orgsec-bench`: benchmarks that report figures for docs/benchmarks.md.
+//!
+//! `orgsec-bench emulator-findings` measures how many findings per second the emulator serves
+//! through `GetFindings` pages of 100, as the delegated admin of a generated organization, with
+//! rate limits and faults off. Client and server share the machine, as they do when an
+//! orchestrator benchmark runs against the emulator, and the client parses every page.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+
+#[derive(Debug, Parser)]
+#[command(name = "orgsec-bench", version)]
+struct Args {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Findings per second through GetFindings pages of 100.
+    EmulatorFindings {
+        /// Scenario to generate.
+        #[arg(long, default_value = "generate:accounts=1000,resources=50,seed=7")]
+        scenario: String,
+        /// Concurrent paging clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Full passes over all findings per client.
+        #[arg(long, default_value_t = 2)]
+        passes: usize,
+        /// A small organization and one pass: proves the benchmark runs, numbers mean little.
+        #[arg(long)]
+        quick: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Deserialize)]
+struct Page {
+    #[serde(rename = "Findings")]
+    findings: Vec<serde::de::IgnoredAny>,
+    #[serde(rename = "NextToken")]
+    next_token: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    match args.bench {
+        Bench::EmulatorFindings { scenario, clients, passes, quick, json } => {
+            let (scenario, passes) = if quick { ("generate:accounts=20,resources=20,seed=7".to_string(), 1) } else { (scenario, passes) };
+            rt.block_on(emulator_findings(&scenario, clients.max(1), passes.max(1), json))
+        }
+    }
+}
+
+async fn emulator_findings(scenario: &str, clients: usize, passes: usize, json: bool) -> anyhow::Result<()> {
+    let load = Instant::now();
+    let em = orgsec_emulator::Emulator::builder()
+        .scenario(scenario)
+        .rate_limits(false)
+        .start()
+        .await
+        .with_context(|| format!("starting the emulator with {scenario}"))?;
+    let load_time = load.elapsed();
+    let total = em.shared().world.read().findings.values().map(|s| s.len()).sum::<usize>();
+    let url = em.url();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let auth = "AWS4-HMAC-SHA256 Credential=AKID222222222222/20261122/us-east-1/securityhub/aws4_request, SignedHeaders=host, Signature=0";
+
+    // One warm-up pass to fill connection pools and caches.
+    page_through(&client, &url, auth).await?;
+
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut served = 0usize;
+            let mut latencies = Vec::new();
+            for _ in 0..passes {
+                let (n, mut l) = page_through(&client, &url, auth).await?;
+                served += n;
+                latencies.append(&mut l);
+            }
+            anyhow::Ok((served, latencies))
+        }));
+    }
+    let mut served = 0usize;
+    let mut latencies: Vec<Duration> = Vec::new();
+    for t in tasks {
+        let (n, mut l) = t.await??;
+        served += n;
+        latencies.append(&mut l);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or_default();
+    let per_sec = served as f64 / elapsed.as_secs_f64();
+    if served != total * clients * passes {
+        bail!("served {served} findings, expected {} ({total} x {clients} clients x {passes} passes)", total * clients * passes);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"bench": "emulator-findings", "scenario": scenario, "findings_in_world": total, "clients": clients,
+                "passes": passes, "pages": latencies.len(), "findings_served": served, "seconds": elapsed.as_secs_f64(),
+                "findings_per_second": per_sec, "page_p50_ms": pct(0.5).as_secs_f64() * 1e3, "page_p99_ms": pct(0.99).as_secs_f64() * 1e3,
+                "scenario_load_seconds": load_time.as_secs_f64()})
+        );
+    } else {
+        println!("scenario            {scenario}");
+        println!("scenario load       {:.2} s", load_time.as_secs_f64());
+        println!("findings in world   {total}");
+        println!("clients x passes    {clients} x {passes}");
+        println!("pages of 100        {}", latencies.len());
+        println!("findings served     {served} in {:.2} s", elapsed.as_secs_f64());
+        println!("findings/s          {per_sec:.0}");
+        println!("page latency        p50 {:.2} ms, p99 {:.2} ms", pct(0.5).as_secs_f64() * 1e3, pct(0.99).as_secs_f64() * 1e3);
+    }
+    em.shutdown().await;
+    Ok(())
+}
+
+/// Pages through every finding the admin sees; returns the count and per-page latencies.
+async fn page_through(client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>, url: &str, auth: &str) -> anyhow::Result<(usize, Vec<Duration>)> {
+    let mut token: Option<String> = None;
+    let mut n = 0;
+    let mut latencies = Vec::new();
+    loop {
+        let body = match &token {
+            None => r#"{"MaxResults":100}"#.to_string(),
+            Some(t) => serde_json::json!({"MaxResults": 100, "NextToken": t}).to_string(),
+        };
+        let req = hyper::Request::builder()
+            .method("POST")
+            .uri(format!("{url}/findings"))
+            .header("authorization", auth)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let t0 = Instant::now();
+        let resp = client.request(req).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("GetFindings answered {status}: {}", String::from_utf8_lossy(&bytes));
+        }
+        let page: Page = serde_json::from_slice(&bytes)?;
+        latencies.push(t0.elapsed());
+        n += page.findings.len();
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok((n, latencies)),
+        }
+    }
+}
