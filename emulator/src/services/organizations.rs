@@ -154,8 +154,9 @@ pub fn handle(op: &str, call: &Call<'_>) -> AwsResult<Response> {
         }
         "DescribeCreateAccountStatus" => {
             let id = input.req_str("CreateAccountRequestId")?;
-            let account = id.strip_prefix("car-").map(|s| s[s.len().saturating_sub(12)..].to_string()).unwrap_or_default();
-            let a = w.accounts.get(&account).ok_or_else(|| AwsError::new(400, "CreateAccountStatusNotFoundException", format!("No create account request {id}")))?;
+            // `car-` and the account id zero-padded to 32 digits (see `create_status`).
+            let account = id.strip_prefix("car-").filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit())).map(|s| &s[20..]).unwrap_or_default();
+            let a = w.accounts.get(account).filter(|a| a.joined_method == "CREATED").ok_or_else(|| AwsError::new(400, "CreateAccountStatusNotFoundException", format!("No create account request {id}")))?;
             json!({"CreateAccountStatus": create_status(a)})
         }
         other => return Err(AwsError::new(400, "UnknownOperationException", format!("Unknown operation {other}"))),
