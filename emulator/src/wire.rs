@@ -596,6 +596,19 @@ pub fn parse_xml_leaves(body: &[u8]) -> AwsResult<Vec<(String, String)>> {
                 let unescaped = quick_xml::escape::unescape(&raw).map_err(|e| malformed(e.to_string()))?;
                 text.push_str(&unescaped);
             }
+            Ok(Event::GeneralRef(r)) => {
+                // quick-xml reports `&amp;` and `&#38;` as their own events.
+                let name = String::from_utf8_lossy(r.as_ref()).into_owned();
+                match r.resolve_char_ref() {
+                    Ok(Some(c)) => text.push(c),
+                    Ok(None) => match quick_xml::escape::resolve_predefined_entity(&name) {
+                        Some(s) => text.push_str(s),
+                        None => return Err(malformed(format!("unknown entity &{name};"))),
+                    },
+                    Err(e) => return Err(malformed(e.to_string())),
+                }
+            }
+            Ok(Event::CData(c)) => text.push_str(&String::from_utf8_lossy(c.as_ref())),
             Ok(Event::Eof) => break,
             Ok(_) => {}
             Err(e) => return Err(malformed(e.to_string())),
@@ -675,6 +688,9 @@ mod tests {
         assert!(parse_xml_leaves(b"").is_err());
         let leaves = parse_xml_leaves(b"<C xmlns=\"x\"><BlockPublicAcls>true</BlockPublicAcls></C>").unwrap();
         assert_eq!(leaves, vec![("C/BlockPublicAcls".to_string(), "true".to_string())]);
+        let leaves = parse_xml_leaves(b"<T><Key>a&amp;b&#33;</Key></T>").unwrap();
+        assert_eq!(leaves, vec![("T/Key".to_string(), "a&b!".to_string())]);
+        assert!(parse_xml_leaves(b"<T><Key>&bogus;</Key></T>").is_err());
     }
 
     #[test]

@@ -210,8 +210,8 @@ fn evaluate_controls(world: &mut World, account: &str, region: &str, now: Millis
         .findings
         .get(region)
         .map(|s| {
-            s.iter()
-                .filter(|f| f.account == account && f.str_field("ProductArn") == Some(product.as_str()))
+            s.for_account(account)
+                .filter(|f| f.str_field("ProductArn") == Some(product.as_str()))
                 .filter_map(|f| {
                     let g = f.str_field("GeneratorId")?;
                     let control = g.strip_prefix(generator_prefix)?.to_string();

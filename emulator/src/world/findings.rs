@@ -2,7 +2,7 @@
 //! that serving a page of `GetFindings` is filtering plus copying bytes. Also the ASFF filter
 //! language (`StringFilter`, `DateFilter`, `NumberFilter`, `MapFilter`, `BooleanFilter`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -34,6 +34,8 @@ impl StoredFinding {
 pub struct FindingStore {
     by_seq: BTreeMap<u64, StoredFinding>,
     by_key: HashMap<(String, String), u64>,
+    /// Sequence numbers per AwsAccountId, so that evaluating one account does not scan all.
+    by_account: HashMap<String, BTreeSet<u64>>,
     next_seq: u64,
 }
 
@@ -62,6 +64,12 @@ impl FindingStore {
         let account = doc.get("AwsAccountId").and_then(Value::as_str).unwrap_or_default().to_string();
         if let Some(&seq) = self.by_key.get(&(product.clone(), id.clone())) {
             if let Some(f) = self.by_seq.get_mut(&seq) {
+                if f.account != account {
+                    if let Some(set) = self.by_account.get_mut(&f.account) {
+                        set.remove(&seq);
+                    }
+                    self.by_account.entry(account.clone()).or_default().insert(seq);
+                }
                 f.doc = doc;
                 f.account = account;
                 f.render();
@@ -70,6 +78,7 @@ impl FindingStore {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.by_account.entry(account.clone()).or_default().insert(seq);
         let mut f = StoredFinding { seq, account, doc, json: Bytes::new() };
         f.render();
         self.by_seq.insert(seq, f);
@@ -91,6 +100,11 @@ impl FindingStore {
 
     pub fn iter(&self) -> impl Iterator<Item = &StoredFinding> {
         self.by_seq.values()
+    }
+
+    /// One account's findings, in order.
+    pub fn for_account<'a>(&'a self, account: &str) -> impl Iterator<Item = &'a StoredFinding> + 'a {
+        self.by_account.get(account).into_iter().flatten().filter_map(|seq| self.by_seq.get(seq))
     }
 
     /// Findings after sequence number `after` (exclusive), in order.
