@@ -57,7 +57,8 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     match args.bench {
         Bench::EmulatorFindings { scenario, clients, passes, quick, json } => {
-            let (scenario, passes) = if quick { ("generate:accounts=20,resources=20,seed=7".to_string(), 1) } else { (scenario, passes) };
+            let (scenario, passes) =
+                if quick { ("generate:accounts=20,resources=20,seed=7".to_string(), 1) } else { (scenario, passes) };
             rt.block_on(emulator_findings(&scenario, clients.max(1), passes.max(1), json))
         }
     }
@@ -108,7 +109,10 @@ async fn emulator_findings(scenario: &str, clients: usize, passes: usize, json: 
     let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or_default();
     let per_sec = served as f64 / elapsed.as_secs_f64();
     if served != total * clients * passes {
-        bail!("served {served} findings, expected {} ({total} x {clients} clients x {passes} passes)", total * clients * passes);
+        bail!(
+            "served {served} findings, expected {} ({total} x {clients} clients x {passes} passes)",
+            total * clients * passes
+        );
     }
     if json {
         println!(
@@ -126,14 +130,22 @@ async fn emulator_findings(scenario: &str, clients: usize, passes: usize, json: 
         println!("pages of 100        {}", latencies.len());
         println!("findings served     {served} in {:.2} s", elapsed.as_secs_f64());
         println!("findings/s          {per_sec:.0}");
-        println!("page latency        p50 {:.2} ms, p99 {:.2} ms", pct(0.5).as_secs_f64() * 1e3, pct(0.99).as_secs_f64() * 1e3);
+        println!(
+            "page latency        p50 {:.2} ms, p99 {:.2} ms",
+            pct(0.5).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3
+        );
     }
     em.shutdown().await;
     Ok(())
 }
 
 /// Pages through every finding the admin sees; returns the count and per-page latencies.
-async fn page_through(client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>, url: &str, auth: &str) -> anyhow::Result<(usize, Vec<Duration>)> {
+async fn page_through(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    url: &str,
+    auth: &str,
+) -> anyhow::Result<(usize, Vec<Duration>)> {
     let mut token: Option<String> = None;
     let mut n = 0;
     let mut latencies = Vec::new();

@@ -55,7 +55,9 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             }
             match body::<Body>(req) {
                 Ok(b) => {
-                    if let Some(bad) = b.rules.iter().find(|r| !(0.0..=1.0).contains(&r.throttle) || !(0.0..=1.0).contains(&r.error)) {
+                    if let Some(bad) =
+                        b.rules.iter().find(|r| !(0.0..=1.0).contains(&r.throttle) || !(0.0..=1.0).contains(&r.error))
+                    {
                         return error(400, format!("throttle and error are probabilities in [0, 1]: {bad:?}"));
                     }
                     shared.faults.lock().rules = b.rules.clone();
@@ -96,7 +98,9 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
         }
         ("GET", "/_emulator/config") => {
             let w = shared.world.read();
-            Response::json(&json!({"evaluation_delay_ms": w.config.evaluation_delay_ms, "standards_ready_ms": w.config.standards_ready_ms}))
+            Response::json(
+                &json!({"evaluation_delay_ms": w.config.evaluation_delay_ms, "standards_ready_ms": w.config.standards_ready_ms}),
+            )
         }
         ("PUT", "/_emulator/config") => {
             #[derive(Deserialize)]
@@ -114,7 +118,9 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
                     if let Some(d) = b.standards_ready_ms {
                         w.config.standards_ready_ms = d.max(0);
                     }
-                    Response::json(&json!({"evaluation_delay_ms": w.config.evaluation_delay_ms, "standards_ready_ms": w.config.standards_ready_ms}))
+                    Response::json(
+                        &json!({"evaluation_delay_ms": w.config.evaluation_delay_ms, "standards_ready_ms": w.config.standards_ready_ms}),
+                    )
                 }
                 Err(r) => r,
             }
@@ -153,14 +159,25 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
                         return error(400, format!("account {} does not exist", b.account));
                     }
                     let region = b.region.unwrap_or_else(|| w.config.default_region.clone());
-                    w.threats.push(Threat { account: b.account.clone(), region: region.clone(), finding_type: b.finding_type, resource: b.resource });
+                    w.threats.push(Threat {
+                        account: b.account.clone(),
+                        region: region.clone(),
+                        finding_type: b.finding_type,
+                        resource: b.resource,
+                    });
                     w.schedule(&b.account, &region);
                     Response::json(&json!({"added": true}))
                 }
                 Err(r) => r,
             }
         }
-        _ => error(404, format!("no admin endpoint {} {} (see the table in the emulator's admin module docs)", req.method, req.path)),
+        _ => error(
+            404,
+            format!(
+                "no admin endpoint {} {} (see the table in the emulator's admin module docs)",
+                req.method, req.path
+            ),
+        ),
     }
 }
 

@@ -126,7 +126,13 @@ pub struct Verdict {
 
 impl Faults {
     pub fn new(rate_limits: bool, seed: u64) -> Faults {
-        Faults { rate_limits, overrides: HashMap::new(), rules: Vec::new(), buckets: HashMap::new(), rng: IdGen::new(seed) }
+        Faults {
+            rate_limits,
+            overrides: HashMap::new(),
+            rules: Vec::new(),
+            buckets: HashMap::new(),
+            rng: IdGen::new(seed),
+        }
     }
 
     pub fn rate_for(&self, service: Service, op: &str) -> Rate {

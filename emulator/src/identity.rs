@@ -31,7 +31,9 @@ impl Caller {
     pub fn arn(&self) -> String {
         match &self.kind {
             CallerKind::Admin => format!("arn:aws:iam::{}:root", self.account),
-            CallerKind::Role { name, session, .. } => format!("arn:aws:sts::{}:assumed-role/{name}/{session}", self.account),
+            CallerKind::Role { name, session, .. } => {
+                format!("arn:aws:sts::{}:assumed-role/{name}/{session}", self.account)
+            }
         }
     }
 
@@ -55,10 +57,8 @@ pub fn authenticate(world: &World, access_key: &str, service: Service) -> Result
         if session.expires_ms <= world.now() {
             return Err(expired(service));
         }
-        let role_exists = world
-            .accounts
-            .get(&session.account)
-            .is_some_and(|a| a.iam.roles.contains_key(&session.role_name));
+        let role_exists =
+            world.accounts.get(&session.account).is_some_and(|a| a.iam.roles.contains_key(&session.role_name));
         if role_exists {
             return Ok(Caller {
                 account: session.account.clone(),
@@ -77,10 +77,14 @@ fn unknown_key(service: Service) -> AwsError {
     let msg = "The security token included in the request is invalid.";
     match service.protocol() {
         Protocol::AwsQuery => AwsError::new(403, "InvalidClientTokenId", msg),
-        Protocol::Ec2Query => AwsError::new(401, "AuthFailure", "AWS was not able to validate the provided access credentials"),
-        Protocol::RestXml | Protocol::RestXmlUnwrapped => {
-            AwsError::new(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+        Protocol::Ec2Query => {
+            AwsError::new(401, "AuthFailure", "AWS was not able to validate the provided access credentials")
         }
+        Protocol::RestXml | Protocol::RestXmlUnwrapped => AwsError::new(
+            403,
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+        ),
         Protocol::AwsJson11 | Protocol::RestJson => AwsError::new(403, "UnrecognizedClientException", msg),
     }
 }
@@ -99,9 +103,15 @@ pub fn access_denied(service: Service, caller: &Caller, action: &str) -> AwsErro
     let msg = format!("User: {} is not authorized to perform: {action}", caller.arn());
     match service {
         Service::Sts | Service::Iam | Service::S3 | Service::S3Control => AwsError::new(403, "AccessDenied", msg),
-        Service::Ec2 => AwsError::new(403, "UnauthorizedOperation", format!("You are not authorized to perform this operation. {msg}")),
+        Service::Ec2 => AwsError::new(
+            403,
+            "UnauthorizedOperation",
+            format!("You are not authorized to perform this operation. {msg}"),
+        ),
         Service::Organizations | Service::Config => AwsError::new(400, "AccessDeniedException", msg),
-        Service::SecurityHub | Service::GuardDuty | Service::AccessAnalyzer => AwsError::new(403, "AccessDeniedException", msg),
+        Service::SecurityHub | Service::GuardDuty | Service::AccessAnalyzer => {
+            AwsError::new(403, "AccessDeniedException", msg)
+        }
     }
 }
 
@@ -111,7 +121,8 @@ pub fn authorize(world: &World, caller: &Caller, service: Service, action: &str)
     let Some(role) = world.accounts.get(&caller.account).and_then(|a| a.iam.roles.get(name)) else {
         return Err(access_denied(service, caller, action));
     };
-    let managed: Vec<serde_json::Value> = role.attached_policies.iter().filter_map(|arn| policy::managed_policy(arn)).collect();
+    let managed: Vec<serde_json::Value> =
+        role.attached_policies.iter().filter_map(|arn| policy::managed_policy(arn)).collect();
     let docs = role.inline_policies.values().chain(managed.iter());
     match policy::evaluate(docs, action) {
         Decision::Allow => Ok(()),

@@ -68,7 +68,10 @@ async fn main() -> anyhow::Result<()> {
         load_ms = started.elapsed().as_millis() as u64, "orgsec-emulator listening"
     );
     println!("orgsec-emulator listening on {}", em.url());
-    println!("  export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID=AKID222222222222 AWS_SECRET_ACCESS_KEY=any AWS_REGION=us-east-1", em.url());
+    println!(
+        "  export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID=AKID222222222222 AWS_SECRET_ACCESS_KEY=any AWS_REGION=us-east-1",
+        em.url()
+    );
     println!("  admin: {}/_emulator/state   (Ctrl-C to stop)", em.url());
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     em.shutdown().await;

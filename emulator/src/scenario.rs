@@ -18,8 +18,8 @@ use serde_json::json;
 use crate::world::catalogue::Standard;
 use crate::world::{
     AccessKey, Account, Analyzer, Bucket, ConfigState, Detector, GdMember, Hub, HubAdministrator, HubMember, IamState,
-    IdGen, Instance, InstanceProfile, Organization, Ou, PasswordPolicy, PublicAccessBlock, Recorder, Role,
-    RuleSource, SecurityGroup, SgRule, StandardsSubscription, Threat, User, Volume, Vpc, World, WorldConfig,
+    IdGen, Instance, InstanceProfile, Organization, Ou, PasswordPolicy, PublicAccessBlock, Recorder, Role, RuleSource,
+    SecurityGroup, SgRule, StandardsSubscription, Threat, User, Volume, Vpc, World, WorldConfig,
 };
 
 /// Why a scenario could not be loaded.
@@ -425,7 +425,14 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
     let standards: Vec<Standard> = spec
         .standards
         .iter()
-        .map(|k| standard_from_key(k).ok_or_else(|| invalid(spec, format!("unknown standard '{k}' (known: fsbp, cis-1.2, cis-1.4, cis-3.0, pci-3.2.1, nist-800-53)"))))
+        .map(|k| {
+            standard_from_key(k).ok_or_else(|| {
+                invalid(
+                    spec,
+                    format!("unknown standard '{k}' (known: fsbp, cis-1.2, cis-1.4, cis-3.0, pci-3.2.1, nist-800-53)"),
+                )
+            })
+        })
         .collect::<Result<_, _>>()?;
 
     // Organization and OUs.
@@ -436,7 +443,12 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
         root_id: root_id.clone(),
         ous: BTreeMap::new(),
         delegated_admins: BTreeSet::new(),
-        service_access: BTreeSet::from(["securityhub.amazonaws.com".into(), "guardduty.amazonaws.com".into(), "config.amazonaws.com".into(), "access-analyzer.amazonaws.com".into()]),
+        service_access: BTreeSet::from([
+            "securityhub.amazonaws.com".into(),
+            "guardduty.amazonaws.com".into(),
+            "config.amazonaws.com".into(),
+            "access-analyzer.amazonaws.com".into(),
+        ]),
         created_ms: now,
     };
     let mut ou_ids: BTreeMap<String, String> = BTreeMap::new();
@@ -457,7 +469,12 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
     }
     let admin = spec.organization.delegated_admin.clone();
     if let Some(a) = &admin {
-        for sp in ["securityhub.amazonaws.com", "guardduty.amazonaws.com", "config.amazonaws.com", "access-analyzer.amazonaws.com"] {
+        for sp in [
+            "securityhub.amazonaws.com",
+            "guardduty.amazonaws.com",
+            "config.amazonaws.com",
+            "access-analyzer.amazonaws.com",
+        ] {
             org.delegated_admins.insert((a.clone(), sp.to_string()));
         }
         w.org_admins.insert(("securityhub".into(), region.clone()), a.clone());
@@ -466,7 +483,10 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
 
     // Accounts.
     if !spec.accounts.iter().any(|a| a.id == spec.organization.management) {
-        return Err(invalid(spec, format!("the management account {} is not listed as an [[account]]", spec.organization.management)));
+        return Err(invalid(
+            spec,
+            format!("the management account {} is not listed as an [[account]]", spec.organization.management),
+        ));
     }
     for a in &spec.accounts {
         if a.id.len() != 12 || !a.id.bytes().all(|b| b.is_ascii_digit()) {
@@ -480,7 +500,9 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
         } else {
             match &a.ou {
                 None => Some(root_id.clone()),
-                Some(p) => Some(ou_ids.get(p).cloned().ok_or_else(|| invalid(spec, format!("account {} names OU '{p}', which is not in organization.ous", a.id)))?),
+                Some(p) => Some(ou_ids.get(p).cloned().ok_or_else(|| {
+                    invalid(spec, format!("account {} names OU '{p}', which is not in organization.ous", a.id))
+                })?),
             }
         };
         let mut iam = IamState::default();
@@ -498,7 +520,11 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
             });
         }
         if a.id != spec.organization.management && !a.outside_org {
-            let mut add_role = |w: &mut World, name: &str, trust_doc: serde_json::Value, inline: Option<serde_json::Value>, attached: Option<&str>| {
+            let mut add_role = |w: &mut World,
+                                name: &str,
+                                trust_doc: serde_json::Value,
+                                inline: Option<serde_json::Value>,
+                                attached: Option<&str>| {
                 let role = Role {
                     name: name.to_string(),
                     id: format!("AROA{}", w.ids.upper(17)),
@@ -508,15 +534,29 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
                     description: String::new(),
                     max_session_duration: 3600,
                     trust_policy: trust_doc,
-                    inline_policies: inline.map(|p| BTreeMap::from([("orgsec-remediation".to_string(), p)])).unwrap_or_default(),
+                    inline_policies: inline
+                        .map(|p| BTreeMap::from([("orgsec-remediation".to_string(), p)]))
+                        .unwrap_or_default(),
                     attached_policies: attached.map(|p| BTreeSet::from([p.to_string()])).unwrap_or_default(),
                     tags: BTreeMap::new(),
                 };
                 iam.roles.insert(name.to_string(), role);
             };
-            add_role(&mut w, "OrganizationAccountAccessRole", trust(&spec.organization.management, None), None, Some("arn:aws:iam::aws:policy/AdministratorAccess"));
+            add_role(
+                &mut w,
+                "OrganizationAccountAccessRole",
+                trust(&spec.organization.management, None),
+                None,
+                Some("arn:aws:iam::aws:policy/AdministratorAccess"),
+            );
             if let Some(admin) = &admin {
-                add_role(&mut w, "OrgSecRemediationRole", trust(admin, Some(&spec.remediation_external_id)), Some(remediation_role_policy()), None);
+                add_role(
+                    &mut w,
+                    "OrgSecRemediationRole",
+                    trust(admin, Some(&spec.remediation_external_id)),
+                    Some(remediation_role_policy()),
+                    None,
+                );
             }
         }
         w.accounts.insert(
@@ -548,8 +588,22 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
                 name: "default".into(),
                 description: "default VPC security group".into(),
                 vpc_id: vpc_id.clone(),
-                ingress: vec![SgRule { id: rule_in, protocol: "-1".into(), from_port: None, to_port: None, source: RuleSource::Group(sg_id.clone()), description: None }],
-                egress: vec![SgRule { id: rule_out, protocol: "-1".into(), from_port: None, to_port: None, source: RuleSource::Ipv4("0.0.0.0/0".into()), description: None }],
+                ingress: vec![SgRule {
+                    id: rule_in,
+                    protocol: "-1".into(),
+                    from_port: None,
+                    to_port: None,
+                    source: RuleSource::Group(sg_id.clone()),
+                    description: None,
+                }],
+                egress: vec![SgRule {
+                    id: rule_out,
+                    protocol: "-1".into(),
+                    from_port: None,
+                    to_port: None,
+                    source: RuleSource::Ipv4("0.0.0.0/0".into()),
+                    description: None,
+                }],
                 tags: BTreeMap::new(),
             },
         );
@@ -567,7 +621,12 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
             let source = match (&rule.cidr, &rule.ipv6_cidr) {
                 (Some(c), _) => RuleSource::Ipv4(c.clone()),
                 (None, Some(c)) => RuleSource::Ipv6(c.clone()),
-                (None, None) => return Err(invalid(spec, format!("a rule of security group {} has neither cidr nor ipv6_cidr", sg.name))),
+                (None, None) => {
+                    return Err(invalid(
+                        spec,
+                        format!("a rule of security group {} has neither cidr nor ipv6_cidr", sg.name),
+                    ));
+                }
             };
             ingress.push(SgRule {
                 id: format!("sgr-{}", w.ids.hex(17)),
@@ -578,7 +637,14 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
                 description: rule.description.clone(),
             });
         }
-        let egress = vec![SgRule { id: format!("sgr-{}", w.ids.hex(17)), protocol: "-1".into(), from_port: None, to_port: None, source: RuleSource::Ipv4("0.0.0.0/0".into()), description: None }];
+        let egress = vec![SgRule {
+            id: format!("sgr-{}", w.ids.hex(17)),
+            protocol: "-1".into(),
+            from_port: None,
+            to_port: None,
+            source: RuleSource::Ipv4("0.0.0.0/0".into()),
+            description: None,
+        }];
         let rs = w.region_mut(&sg.account, &r);
         let vpc_id = rs.ec2.vpcs.values().find(|v| v.is_default).map(|v| v.id.clone()).unwrap_or_default();
         rs.ec2.security_groups.insert(
@@ -602,7 +668,8 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
         let vol_id = format!("vol-{}", w.ids.hex(17));
         let subnet = format!("subnet-{}", w.ids.hex(17));
         let assoc = format!("iip-assoc-{}", w.ids.hex(17));
-        let profile_arn = inst.instance_profile.as_ref().map(|p| format!("arn:aws:iam::{}:instance-profile/{p}", inst.account));
+        let profile_arn =
+            inst.instance_profile.as_ref().map(|p| format!("arn:aws:iam::{}:instance-profile/{p}", inst.account));
         if let Some(p) = &inst.instance_profile {
             let pid = format!("AIPA{}", w.ids.upper(17));
             if let Some(acct) = w.accounts.get_mut(&inst.account) {
@@ -620,13 +687,32 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
         let mut groups = Vec::new();
         for g in &inst.security_groups {
             let sg = rs.ec2.security_groups.values().find(|s| &s.name == g).map(|s| s.id.clone());
-            groups.push(sg.ok_or_else(|| invalid(spec, format!("instance {} names security group '{g}', which is not defined in account {}", inst.name, inst.account)))?);
+            groups.push(sg.ok_or_else(|| {
+                invalid(
+                    spec,
+                    format!(
+                        "instance {} names security group '{g}', which is not defined in account {}",
+                        inst.name, inst.account
+                    ),
+                )
+            })?);
         }
         if groups.is_empty() {
             groups.extend(rs.ec2.security_groups.values().find(|s| s.is_default()).map(|s| s.id.clone()));
         }
         let encrypted = rs.ec2.ebs_encryption_by_default;
-        rs.ec2.volumes.insert(vol_id.clone(), Volume { id: vol_id.clone(), size_gib: 8, encrypted, attached_to: Some(id.clone()), device: Some("/dev/xvda".into()), created_ms: now, tags: BTreeMap::new() });
+        rs.ec2.volumes.insert(
+            vol_id.clone(),
+            Volume {
+                id: vol_id.clone(),
+                size_gib: 8,
+                encrypted,
+                attached_to: Some(id.clone()),
+                device: Some("/dev/xvda".into()),
+                created_ms: now,
+                tags: BTreeMap::new(),
+            },
+        );
         let mut tags = inst.tags.clone();
         tags.insert("Name".into(), inst.name.clone());
         let n = rs.ec2.instances.len();
@@ -706,18 +792,27 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
     for t in &spec.threats {
         need_account(&w, spec, &t.account)?;
         let resource = if let Some(i) = &t.instance {
-            instance_ids.get(&(t.account.clone(), i.clone())).cloned().ok_or_else(|| invalid(spec, format!("threat names instance '{i}', which is not defined in account {}", t.account)))?
+            instance_ids.get(&(t.account.clone(), i.clone())).cloned().ok_or_else(|| {
+                invalid(spec, format!("threat names instance '{i}', which is not defined in account {}", t.account))
+            })?
         } else if let Some(u) = &t.user {
             w.accounts
                 .get(&t.account)
                 .and_then(|a| a.iam.users.get(u))
                 .and_then(|u| u.access_keys.first())
                 .map(|k| k.id.clone())
-                .ok_or_else(|| invalid(spec, format!("threat names user '{u}' in account {}, which has no access key", t.account)))?
+                .ok_or_else(|| {
+                    invalid(spec, format!("threat names user '{u}' in account {}, which has no access key", t.account))
+                })?
         } else {
             format!("ASIA{}", w.ids.upper(16))
         };
-        w.threats.push(Threat { account: t.account.clone(), region: t.region.clone().unwrap_or_else(|| region.clone()), finding_type: t.finding_type.clone(), resource });
+        w.threats.push(Threat {
+            account: t.account.clone(),
+            region: t.region.clone().unwrap_or_else(|| region.clone()),
+            finding_type: t.finding_type.clone(),
+            resource,
+        });
     }
 
     // The baseline: Security Hub, GuardDuty, Config, Access Analyzer, hub membership.
@@ -736,7 +831,15 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
             standards: standards
                 .iter()
                 .map(|s| {
-                    (s.arn(&region), StandardsSubscription { subscription_arn: s.subscription_arn(&region, &a.id), standards_arn: s.arn(&region), ready_ms: now, input: BTreeMap::new() })
+                    (
+                        s.arn(&region),
+                        StandardsSubscription {
+                            subscription_arn: s.subscription_arn(&region, &a.id),
+                            standards_arn: s.arn(&region),
+                            ready_ms: now,
+                            input: BTreeMap::new(),
+                        },
+                    )
                 })
                 .collect(),
             disabled_controls: BTreeMap::new(),
@@ -765,7 +868,10 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
         rs.config = ConfigState {
             recorder: Some(Recorder {
                 name: "default".into(),
-                role_arn: format!("arn:aws:iam::{}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig", a.id),
+                role_arn: format!(
+                    "arn:aws:iam::{}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig",
+                    a.id
+                ),
                 recording_group: json!({"AllSupported": true, "IncludeGlobalResourceTypes": true}),
             }),
             recording: true,
@@ -798,19 +904,48 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
     }
     // Membership of the delegated admin's hubs (org-managed: Enabled at once).
     if let Some(admin_id) = &admin {
-        let members: Vec<&AccountSpec> = spec.accounts.iter().filter(|a| a.baseline && a.hub_member && &a.id != admin_id && !a.outside_org).collect();
+        let members: Vec<&AccountSpec> = spec
+            .accounts
+            .iter()
+            .filter(|a| a.baseline && a.hub_member && &a.id != admin_id && !a.outside_org)
+            .collect();
         for m in &members {
             let email = w.accounts.get(&m.id).map(|a| a.email.clone()).unwrap_or_default();
             let member_det = w.region(&m.id, &region).and_then(|r| r.detector.as_ref()).map(|d| d.id.clone());
             let rs = w.region_mut(admin_id, &region);
             if let Some(hub) = rs.hub.as_mut() {
-                hub.members.insert(m.id.clone(), HubMember { account_id: m.id.clone(), email: Some(email.clone()), status: "Enabled".into(), invited_ms: None, updated_ms: now, org_managed: true });
+                hub.members.insert(
+                    m.id.clone(),
+                    HubMember {
+                        account_id: m.id.clone(),
+                        email: Some(email.clone()),
+                        status: "Enabled".into(),
+                        invited_ms: None,
+                        updated_ms: now,
+                        org_managed: true,
+                    },
+                );
             }
             if let Some(det) = rs.detector.as_mut() {
-                det.members.insert(m.id.clone(), GdMember { account_id: m.id.clone(), email: email.clone(), relationship_status: "Enabled".into(), invited_ms: None, updated_ms: now, detector_id: member_det });
+                det.members.insert(
+                    m.id.clone(),
+                    GdMember {
+                        account_id: m.id.clone(),
+                        email: email.clone(),
+                        relationship_status: "Enabled".into(),
+                        invited_ms: None,
+                        updated_ms: now,
+                        detector_id: member_det,
+                    },
+                );
             }
             let rs = w.region_mut(&m.id, &region);
-            let rel = HubAdministrator { account_id: admin_id.clone(), invitation_id: String::new(), invited_ms: now, status: "Enabled".into() };
+            let rel = HubAdministrator {
+                account_id: admin_id.clone(),
+                invitation_id: String::new(),
+                invited_ms: now,
+                status: "Enabled".into(),
+            };
             if let Some(hub) = rs.hub.as_mut() {
                 hub.administrator = Some(rel.clone());
             }

@@ -59,11 +59,8 @@ async fn respond(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Respo
         .or_else(|| parts.uri.host())
         .unwrap_or_default()
         .to_string();
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query: Vec<(String, String)> =
+        parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let mut request = Request {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
@@ -73,15 +70,24 @@ async fn respond(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Respo
         host,
     };
 
-    let declared = parts.headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let too_large = AwsError::new(413, "RequestEntityTooLarge", format!("Request body exceeds the {} byte limit", shared.max_body_bytes));
+    let declared =
+        parts.headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let too_large = AwsError::new(
+        413,
+        "RequestEntityTooLarge",
+        format!("Request body exceeds the {} byte limit", shared.max_body_bytes),
+    );
     if declared.is_some_and(|n| n > shared.max_body_bytes) {
         return finish(wire::render_error(wire::guess_protocol(&request), &too_large, &request_id), &request_id);
     }
     match Limited::new(body, shared.max_body_bytes).collect().await {
         Ok(collected) => request.body = collected.to_bytes(),
         Err(_) => {
-            let err = if declared.is_some() { too_large } else { AwsError::new(400, "IncompleteBody", "The request body could not be read") };
+            let err = if declared.is_some() {
+                too_large
+            } else {
+                AwsError::new(400, "IncompleteBody", "The request body could not be read")
+            };
             return finish(wire::render_error(wire::guess_protocol(&request), &err, &request_id), &request_id);
         }
     }
@@ -116,7 +122,11 @@ async fn dispatch(shared: &Shared, req: &Request, request_id: &str) -> (Protocol
         let protocol = wire::guess_protocol(req);
         return (
             protocol,
-            Err(AwsError::new(400, "UnknownService", format!("The emulator does not serve the '{}' service", scope.service))),
+            Err(AwsError::new(
+                400,
+                "UnknownService",
+                format!("The emulator does not serve the '{}' service", scope.service),
+            )),
         );
     };
     let protocol = service.protocol();

@@ -106,10 +106,7 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn query_param(&self, name: &str) -> Option<&str> {
@@ -118,12 +115,7 @@ impl Request {
 
     /// Path segments, percent-decoded.
     pub fn segments(&self) -> Vec<String> {
-        self.path
-            .trim_start_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(percent_decode)
-            .collect()
+        self.path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
     }
 }
 
@@ -252,11 +244,7 @@ pub fn render_error(protocol: Protocol, err: &AwsError, request_id: &str) -> Res
         Protocol::AwsJson11 | Protocol::RestJson => {
             headers.push(("x-amzn-errortype", err.code.to_string()));
             let body = serde_json::json!({ "__type": err.code, "message": err.message, "Message": err.message });
-            let ct = if protocol == Protocol::AwsJson11 {
-                "application/x-amz-json-1.1"
-            } else {
-                "application/json"
-            };
+            let ct = if protocol == Protocol::AwsJson11 { "application/x-amz-json-1.1" } else { "application/json" };
             (ct, serde_json::to_vec(&body).unwrap_or_default())
         }
         Protocol::AwsQuery | Protocol::RestXml => {
@@ -360,10 +348,9 @@ impl Input {
     pub fn i64(&self, name: &str) -> AwsResult<Option<i64>> {
         match self.raw(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| self.invalid(format!("{name} must be an integer."))),
+            Some(Value::Number(n)) => {
+                n.as_i64().map(Some).ok_or_else(|| self.invalid(format!("{name} must be an integer.")))
+            }
             Some(_) => Err(self.invalid(format!("{name} must be a number."))),
         }
     }
@@ -381,9 +368,7 @@ impl Input {
         self.array(name)?
             .iter()
             .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| self.invalid(format!("{name} must be a list of strings.")))
+                v.as_str().map(str::to_string).ok_or_else(|| self.invalid(format!("{name} must be a list of strings.")))
             })
             .collect()
     }
@@ -440,9 +425,9 @@ impl Params {
     }
 
     pub fn req(&self, name: &str) -> AwsResult<&str> {
-        self.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-            AwsError::new(400, self.missing, format!("The request must contain the parameter {name}"))
-        })
+        self.get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| AwsError::new(400, self.missing, format!("The request must contain the parameter {name}")))
     }
 
     pub fn invalid(&self, message: impl Into<String>) -> AwsError {
@@ -495,10 +480,7 @@ impl Params {
                 groups.entry(i).or_default().push((field.to_string(), v.clone()));
             }
         }
-        groups
-            .into_values()
-            .map(|pairs| Params { pairs, invalid: self.invalid, missing: self.missing })
-            .collect()
+        groups.into_values().map(|pairs| Params { pairs, invalid: self.invalid, missing: self.missing }).collect()
     }
 }
 
@@ -568,7 +550,13 @@ fn escape_into(out: &mut String, text: &str) {
 /// emulated REST-XML operations take; malformed XML is `MalformedXML`.
 pub fn parse_xml_leaves(body: &[u8]) -> AwsResult<Vec<(String, String)>> {
     use quick_xml::events::Event;
-    let malformed = |m: String| AwsError::new(400, "MalformedXML", format!("The XML you provided was not well-formed or did not validate against our published schema: {m}"));
+    let malformed = |m: String| {
+        AwsError::new(
+            400,
+            "MalformedXML",
+            format!("The XML you provided was not well-formed or did not validate against our published schema: {m}"),
+        )
+    };
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut stack: Vec<String> = Vec::new();
     let mut out = Vec::new();

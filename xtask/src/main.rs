@@ -20,7 +20,10 @@ fn main() -> anyhow::Result<()> {
             step("formatting", &["cargo", "fmt", "--all", "--", "--check"])?;
             step("clippy", &["cargo", "clippy", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
             tests()?;
-            step("benchmarks (quick mode)", &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "emulator-findings", "--quick"])?;
+            step(
+                "benchmarks (quick mode)",
+                &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "emulator-findings", "--quick"],
+            )?;
             println!("\nci: all checks passed");
             Ok(())
         }

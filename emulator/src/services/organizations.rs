@@ -49,7 +49,14 @@ pub fn handle(op: &str, call: &Call<'_>) -> AwsResult<Response> {
     let input = Input::from_map(input.map().clone(), "InvalidInputException");
     let mutating = matches!(
         op,
-        "TagResource" | "UntagResource" | "RegisterDelegatedAdministrator" | "DeregisterDelegatedAdministrator" | "EnableAWSServiceAccess" | "CreateAccount" | "MoveAccount" | "CreateOrganizationalUnit"
+        "TagResource"
+            | "UntagResource"
+            | "RegisterDelegatedAdministrator"
+            | "DeregisterDelegatedAdministrator"
+            | "EnableAWSServiceAccess"
+            | "CreateAccount"
+            | "MoveAccount"
+            | "CreateOrganizationalUnit"
     );
     if mutating {
         let mut w = call.write();
@@ -81,12 +88,23 @@ pub fn handle(op: &str, call: &Call<'_>) -> AwsResult<Response> {
         "ListAccountsForParent" => {
             let parent = input.req_str("ParentId")?;
             parent_exists(org, parent)?;
-            let all: Vec<Value> = w.accounts.values().filter(|a| a.parent_id.as_deref() == Some(parent)).map(|a| account_json(org, a)).collect();
+            let all: Vec<Value> = w
+                .accounts
+                .values()
+                .filter(|a| a.parent_id.as_deref() == Some(parent))
+                .map(|a| account_json(org, a))
+                .collect();
             paged(&input, "Accounts", all, 20)?
         }
         "DescribeAccount" => {
             let id = input.req_str("AccountId")?;
-            let a = w.accounts.get(id).filter(|a| a.in_org()).ok_or_else(|| AwsError::new(400, "AccountNotFoundException", format!("You specified an account that doesn't exist: {id}")))?;
+            let a = w.accounts.get(id).filter(|a| a.in_org()).ok_or_else(|| {
+                AwsError::new(
+                    400,
+                    "AccountNotFoundException",
+                    format!("You specified an account that doesn't exist: {id}"),
+                )
+            })?;
             json!({"Account": account_json(org, a)})
         }
         "ListRoots" => json!({"Roots": [{
@@ -103,7 +121,13 @@ pub fn handle(op: &str, call: &Call<'_>) -> AwsResult<Response> {
         }
         "DescribeOrganizationalUnit" => {
             let id = input.req_str("OrganizationalUnitId")?;
-            let ou = org.ous.get(id).ok_or_else(|| AwsError::new(400, "OrganizationalUnitNotFoundException", format!("You specified an organizational unit that doesn't exist: {id}")))?;
+            let ou = org.ous.get(id).ok_or_else(|| {
+                AwsError::new(
+                    400,
+                    "OrganizationalUnitNotFoundException",
+                    format!("You specified an organizational unit that doesn't exist: {id}"),
+                )
+            })?;
             json!({"OrganizationalUnit": ou_json(org, ou)})
         }
         "ListParents" => {
@@ -113,7 +137,11 @@ pub fn handle(op: &str, call: &Call<'_>) -> AwsResult<Response> {
             } else if let Some(ou) = org.ous.get(child) {
                 ou.parent_id.clone()
             } else {
-                return Err(AwsError::new(400, "ChildNotFoundException", format!("You specified a child that doesn't exist: {child}")));
+                return Err(AwsError::new(
+                    400,
+                    "ChildNotFoundException",
+                    format!("You specified a child that doesn't exist: {child}"),
+                ));
             };
             let kind = if parent == org.root_id { "ROOT" } else { "ORGANIZATIONAL_UNIT" };
             json!({"Parents": [{"Id": parent, "Type": kind}]})
@@ -123,15 +151,26 @@ pub fn handle(op: &str, call: &Call<'_>) -> AwsResult<Response> {
             parent_exists(org, parent)?;
             let kind = input.req_str("ChildType")?;
             let all: Vec<Value> = match kind {
-                "ACCOUNT" => w.accounts.values().filter(|a| a.parent_id.as_deref() == Some(parent)).map(|a| json!({"Id": a.id, "Type": "ACCOUNT"})).collect(),
-                "ORGANIZATIONAL_UNIT" => org.ous.values().filter(|o| o.parent_id == parent).map(|o| json!({"Id": o.id, "Type": "ORGANIZATIONAL_UNIT"})).collect(),
+                "ACCOUNT" => w
+                    .accounts
+                    .values()
+                    .filter(|a| a.parent_id.as_deref() == Some(parent))
+                    .map(|a| json!({"Id": a.id, "Type": "ACCOUNT"}))
+                    .collect(),
+                "ORGANIZATIONAL_UNIT" => org
+                    .ous
+                    .values()
+                    .filter(|o| o.parent_id == parent)
+                    .map(|o| json!({"Id": o.id, "Type": "ORGANIZATIONAL_UNIT"}))
+                    .collect(),
                 other => return Err(invalid(format!("ChildType must be ACCOUNT or ORGANIZATIONAL_UNIT, not {other}"))),
             };
             paged(&input, "Children", all, 20)?
         }
         "ListTagsForResource" => {
             let id = input.req_str("ResourceId")?;
-            let tags = w.accounts.get(id).filter(|a| a.in_org()).map(|a| &a.tags).ok_or_else(|| target_not_found(id))?;
+            let tags =
+                w.accounts.get(id).filter(|a| a.in_org()).map(|a| &a.tags).ok_or_else(|| target_not_found(id))?;
             json!({"Tags": tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>()})
         }
         "ListDelegatedAdministrators" => {
@@ -149,14 +188,24 @@ pub fn handle(op: &str, call: &Call<'_>) -> AwsResult<Response> {
             paged(&input, "DelegatedAdministrators", seen.into_values().collect(), 20)?
         }
         "ListAWSServiceAccessForOrganization" => {
-            let all: Vec<Value> = org.service_access.iter().map(|s| json!({"ServicePrincipal": s, "DateEnabled": epoch_seconds(org.created_ms)})).collect();
+            let all: Vec<Value> = org
+                .service_access
+                .iter()
+                .map(|s| json!({"ServicePrincipal": s, "DateEnabled": epoch_seconds(org.created_ms)}))
+                .collect();
             paged(&input, "EnabledServicePrincipals", all, 20)?
         }
         "DescribeCreateAccountStatus" => {
             let id = input.req_str("CreateAccountRequestId")?;
             // `car-` and the account id zero-padded to 32 digits (see `create_status`).
-            let account = id.strip_prefix("car-").filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit())).map(|s| &s[20..]).unwrap_or_default();
-            let a = w.accounts.get(account).filter(|a| a.joined_method == "CREATED").ok_or_else(|| AwsError::new(400, "CreateAccountStatusNotFoundException", format!("No create account request {id}")))?;
+            let account = id
+                .strip_prefix("car-")
+                .filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit()))
+                .map(|s| &s[20..])
+                .unwrap_or_default();
+            let a = w.accounts.get(account).filter(|a| a.joined_method == "CREATED").ok_or_else(|| {
+                AwsError::new(400, "CreateAccountStatusNotFoundException", format!("No create account request {id}"))
+            })?;
             json!({"CreateAccountStatus": create_status(a)})
         }
         other => return Err(AwsError::new(400, "UnknownOperationException", format!("Unknown operation {other}"))),
@@ -187,19 +236,35 @@ fn mutate(op: &str, call: &Call<'_>, input: &Input, w: &mut World) -> AwsResult<
             let id = input.req_str("AccountId")?.to_string();
             let sp = input.req_str("ServicePrincipal")?.to_string();
             if id == mgmt {
-                return Err(AwsError::new(400, "ConstraintViolationException", "The management account cannot be a delegated administrator"));
+                return Err(AwsError::new(
+                    400,
+                    "ConstraintViolationException",
+                    "The management account cannot be a delegated administrator",
+                ));
             }
             if !w.accounts.get(&id).is_some_and(Account::in_org) {
-                return Err(AwsError::new(400, "AccountNotFoundException", format!("You specified an account that doesn't exist: {id}")));
+                return Err(AwsError::new(
+                    400,
+                    "AccountNotFoundException",
+                    format!("You specified an account that doesn't exist: {id}"),
+                ));
             }
             let org = w.org.as_mut().ok_or_else(not_in_use)?;
             let key = (id.clone(), sp.clone());
             if op == "RegisterDelegatedAdministrator" {
                 if !org.delegated_admins.insert(key) {
-                    return Err(AwsError::new(400, "AccountAlreadyRegisteredException", format!("Account {id} is already a delegated administrator for {sp}")));
+                    return Err(AwsError::new(
+                        400,
+                        "AccountAlreadyRegisteredException",
+                        format!("Account {id} is already a delegated administrator for {sp}"),
+                    ));
                 }
             } else if !org.delegated_admins.remove(&key) {
-                return Err(AwsError::new(400, "AccountNotRegisteredException", format!("Account {id} is not a delegated administrator for {sp}")));
+                return Err(AwsError::new(
+                    400,
+                    "AccountNotRegisteredException",
+                    format!("Account {id} is not a delegated administrator for {sp}"),
+                ));
             }
             w.counters.record(&format!("organizations:{op}"), &id);
             Ok(json!({}))
@@ -217,7 +282,11 @@ fn mutate(op: &str, call: &Call<'_>, input: &Input, w: &mut World) -> AwsResult<
             let org = w.org.as_mut().ok_or_else(not_in_use)?;
             parent_exists(org, &parent)?;
             if org.ous.values().any(|o| o.parent_id == parent && o.name == name) {
-                return Err(AwsError::new(400, "DuplicateOrganizationalUnitException", format!("An OU named {name} already exists in {parent}")));
+                return Err(AwsError::new(
+                    400,
+                    "DuplicateOrganizationalUnitException",
+                    format!("An OU named {name} already exists in {parent}"),
+                ));
             }
             let id = format!("ou-{}-{suffix}", &org.root_id[2..]);
             let ou = Ou { id: id.clone(), name, parent_id: parent };
@@ -232,9 +301,19 @@ fn mutate(op: &str, call: &Call<'_>, input: &Input, w: &mut World) -> AwsResult<
             let dst = input.req_str("DestinationParentId")?.to_string();
             let org = w.org.as_ref().ok_or_else(not_in_use)?;
             parent_exists(org, &dst)?;
-            let acct = w.accounts.get_mut(&id).filter(|a| a.in_org()).ok_or_else(|| AwsError::new(400, "AccountNotFoundException", format!("You specified an account that doesn't exist: {id}")))?;
+            let acct = w.accounts.get_mut(&id).filter(|a| a.in_org()).ok_or_else(|| {
+                AwsError::new(
+                    400,
+                    "AccountNotFoundException",
+                    format!("You specified an account that doesn't exist: {id}"),
+                )
+            })?;
             if acct.parent_id.as_deref() != Some(src.as_str()) {
-                return Err(AwsError::new(400, "SourceParentNotFoundException", format!("Account {id} is not in {src}")));
+                return Err(AwsError::new(
+                    400,
+                    "SourceParentNotFoundException",
+                    format!("Account {id} is not in {src}"),
+                ));
             }
             acct.parent_id = Some(dst);
             w.counters.record("organizations:MoveAccount", &id);
@@ -270,7 +349,16 @@ fn mutate(op: &str, call: &Call<'_>, input: &Input, w: &mut World) -> AwsResult<
 /// Creates an account in the root with the role the management account can assume, and a
 /// default VPC, as AWS does for accounts created through Organizations.
 #[allow(clippy::too_many_arguments)]
-fn create_account(w: &mut World, mgmt: &str, id: &str, name: &str, email: &str, role_name: &str, tags: BTreeMap<String, String>, region: &str) -> AwsResult<Account> {
+fn create_account(
+    w: &mut World,
+    mgmt: &str,
+    id: &str,
+    name: &str,
+    email: &str,
+    role_name: &str,
+    tags: BTreeMap<String, String>,
+    region: &str,
+) -> AwsResult<Account> {
     let root = w.org.as_ref().ok_or_else(not_in_use)?.root_id.clone();
     let now = w.now();
     let mut iam = IamState::default();
@@ -315,8 +403,22 @@ fn create_account(w: &mut World, mgmt: &str, id: &str, name: &str, email: &str, 
             name: "default".into(),
             description: "default VPC security group".into(),
             vpc_id: vpc,
-            ingress: vec![SgRule { id: r_in, protocol: "-1".into(), from_port: None, to_port: None, source: RuleSource::Group(sg.clone()), description: None }],
-            egress: vec![SgRule { id: r_out, protocol: "-1".into(), from_port: None, to_port: None, source: RuleSource::Ipv4("0.0.0.0/0".into()), description: None }],
+            ingress: vec![SgRule {
+                id: r_in,
+                protocol: "-1".into(),
+                from_port: None,
+                to_port: None,
+                source: RuleSource::Group(sg.clone()),
+                description: None,
+            }],
+            egress: vec![SgRule {
+                id: r_out,
+                protocol: "-1".into(),
+                from_port: None,
+                to_port: None,
+                source: RuleSource::Ipv4("0.0.0.0/0".into()),
+                description: None,
+            }],
             tags: BTreeMap::new(),
         },
     );
@@ -359,7 +461,10 @@ fn check_access(w: &World, account: &str, write: bool) -> AwsResult<()> {
         Err(AwsError::new(
             400,
             "AccessDeniedException",
-            format!("You don't have permissions to access this resource: account {account} is not the management account{}", if write { "" } else { " or a delegated administrator" }),
+            format!(
+                "You don't have permissions to access this resource: account {account} is not the management account{}",
+                if write { "" } else { " or a delegated administrator" }
+            ),
         ))
     }
 }

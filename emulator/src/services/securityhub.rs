@@ -203,7 +203,12 @@ fn subscription_json(s: &StandardsSubscription, now: Millis, status: Option<&str
 pub fn visible_accounts(w: &World, account: &str, region: &str) -> HashSet<String> {
     let mut set = HashSet::from([account.to_string()]);
     if let Some(h) = w.region(account, region).and_then(|r| r.hub.as_ref()) {
-        set.extend(h.members.values().filter(|m| m.status == "Enabled" || m.status == "Associated").map(|m| m.account_id.clone()));
+        set.extend(
+            h.members
+                .values()
+                .filter(|m| m.status == "Enabled" || m.status == "Associated")
+                .map(|m| m.account_id.clone()),
+        );
     }
     set
 }
@@ -220,7 +225,11 @@ fn enable_security_hub(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     let (account, region) = (call.account().to_string(), call.region.to_string());
     let mut w = call.write();
     if w.region(&account, &region).is_some_and(|r| r.hub.is_some()) {
-        return Err(AwsError::new(409, "ResourceConflictException", format!("Account {account} is already subscribed to Security Hub")));
+        return Err(AwsError::new(
+            409,
+            "ResourceConflictException",
+            format!("Account {account} is already subscribed to Security Hub"),
+        ));
     }
     let now = w.now();
     let ready = now + w.config.standards_ready_ms;
@@ -228,7 +237,17 @@ fn enable_security_hub(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
         Standard::ALL
             .into_iter()
             .filter(|s| s.enabled_by_default())
-            .map(|s| (s.arn(&region), StandardsSubscription { subscription_arn: s.subscription_arn(&region, &account), standards_arn: s.arn(&region), ready_ms: ready, input: BTreeMap::new() }))
+            .map(|s| {
+                (
+                    s.arn(&region),
+                    StandardsSubscription {
+                        subscription_arn: s.subscription_arn(&region, &account),
+                        standards_arn: s.arn(&region),
+                        ready_ms: ready,
+                        input: BTreeMap::new(),
+                    },
+                )
+            })
             .collect()
     } else {
         BTreeMap::new()
@@ -238,7 +257,13 @@ fn enable_security_hub(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     Ok(json!({}))
 }
 
-fn new_hub(account: &str, region: &str, now: Millis, generator: String, standards: BTreeMap<String, StandardsSubscription>) -> Hub {
+fn new_hub(
+    account: &str,
+    region: &str,
+    now: Millis,
+    generator: String,
+    standards: BTreeMap<String, StandardsSubscription>,
+) -> Hub {
     Hub {
         arn: format!("arn:aws:securityhub:{region}:{account}:hub/default"),
         subscribed_ms: now,
@@ -277,10 +302,14 @@ fn disable_security_hub(call: &Call<'_>) -> AwsResult<Value> {
     let mut w = call.write();
     let h = hub(&w, &account, &region)?;
     if h.members.values().any(|m| m.status == "Enabled") {
-        return Err(invalid("The administrator account has member accounts. Disassociate them before disabling Security Hub."));
+        return Err(invalid(
+            "The administrator account has member accounts. Disassociate them before disabling Security Hub.",
+        ));
     }
     if h.administrator.as_ref().is_some_and(|a| a.status == "Enabled") {
-        return Err(invalid(format!("Account {account} is a member of an administrator account. Disassociate it first.")));
+        return Err(invalid(format!(
+            "Account {account} is a member of an administrator account. Disassociate it first."
+        )));
     }
     w.region_mut(&account, &region).hub = None;
     w.mutated("securityhub:DisableSecurityHub", &account, &account, &region);
@@ -348,9 +377,13 @@ fn create_members(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
                 continue;
             }
         }
-        if let Some(other) = w.region(&id, &region).and_then(|r| r.hub.as_ref()).and_then(|h| h.administrator.as_ref()) {
+        if let Some(other) = w.region(&id, &region).and_then(|r| r.hub.as_ref()).and_then(|h| h.administrator.as_ref())
+        {
             if other.account_id != admin && other.status == "Enabled" {
-                failed.push(unprocessed(&id, &format!("The account is already a member of administrator {}", other.account_id)));
+                failed.push(unprocessed(
+                    &id,
+                    &format!("The account is already a member of administrator {}", other.account_id),
+                ));
                 continue;
             }
         }
@@ -365,7 +398,17 @@ fn create_members(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
                     Standard::ALL
                         .into_iter()
                         .filter(|s| s.enabled_by_default())
-                        .map(|s| (s.arn(&region), StandardsSubscription { subscription_arn: s.subscription_arn(&region, &id), standards_arn: s.arn(&region), ready_ms: ready, input: BTreeMap::new() }))
+                        .map(|s| {
+                            (
+                                s.arn(&region),
+                                StandardsSubscription {
+                                    subscription_arn: s.subscription_arn(&region, &id),
+                                    standards_arn: s.arn(&region),
+                                    ready_ms: ready,
+                                    input: BTreeMap::new(),
+                                },
+                            )
+                        })
                         .collect()
                 } else {
                     BTreeMap::new()
@@ -373,12 +416,37 @@ fn create_members(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
                 rs.hub = Some(new_hub(&id, &region, now, "SECURITY_CONTROL".into(), standards));
             }
             if let Some(h) = rs.hub.as_mut() {
-                h.administrator = Some(HubAdministrator { account_id: admin.clone(), invitation_id: String::new(), invited_ms: now, status: "Enabled".into() });
+                h.administrator = Some(HubAdministrator {
+                    account_id: admin.clone(),
+                    invitation_id: String::new(),
+                    invited_ms: now,
+                    status: "Enabled".into(),
+                });
             }
-            hub_mut(&mut w, &admin, &region)?.members.insert(id.clone(), HubMember { account_id: id.clone(), email, status: "Enabled".into(), invited_ms: None, updated_ms: now, org_managed: true });
+            hub_mut(&mut w, &admin, &region)?.members.insert(
+                id.clone(),
+                HubMember {
+                    account_id: id.clone(),
+                    email,
+                    status: "Enabled".into(),
+                    invited_ms: None,
+                    updated_ms: now,
+                    org_managed: true,
+                },
+            );
             w.mutated("securityhub:CreateMembers", &id, &id, &region);
         } else {
-            hub_mut(&mut w, &admin, &region)?.members.insert(id.clone(), HubMember { account_id: id.clone(), email, status: "Created".into(), invited_ms: None, updated_ms: now, org_managed: false });
+            hub_mut(&mut w, &admin, &region)?.members.insert(
+                id.clone(),
+                HubMember {
+                    account_id: id.clone(),
+                    email,
+                    status: "Created".into(),
+                    invited_ms: None,
+                    updated_ms: now,
+                    org_managed: false,
+                },
+            );
             w.counters.record("securityhub:CreateMembers", &id);
         }
     }
@@ -496,7 +564,11 @@ fn invite_members(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
 }
 
 fn accept_invitation(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
-    let admin = input.str("AdministratorId")?.or(input.str("Master")?).ok_or_else(|| invalid("AdministratorId is required"))?.to_string();
+    let admin = input
+        .str("AdministratorId")?
+        .or(input.str("Master")?)
+        .ok_or_else(|| invalid("AdministratorId is required"))?
+        .to_string();
     let invitation_id = input.req_str("InvitationId")?.to_string();
     let (member, region) = (call.account().to_string(), call.region.to_string());
     let mut w = call.write();
@@ -517,8 +589,12 @@ fn accept_invitation(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     } else {
         return Err(not_found(format!("Account {admin} no longer has {member} as a member")));
     }
-    hub_mut(&mut w, &member, &region)?.administrator =
-        Some(HubAdministrator { account_id: admin.clone(), invitation_id, invited_ms: inv.invited_ms, status: "Enabled".into() });
+    hub_mut(&mut w, &member, &region)?.administrator = Some(HubAdministrator {
+        account_id: admin.clone(),
+        invitation_id,
+        invited_ms: inv.invited_ms,
+        status: "Enabled".into(),
+    });
     if let Some(m) = w.hub_invitations.get_mut(&(member.clone(), region.clone())) {
         m.remove(&admin);
     }
@@ -541,14 +617,19 @@ fn leave_administrator(call: &Call<'_>) -> AwsResult<Value> {
     let (member, region) = (call.account().to_string(), call.region.to_string());
     let mut w = call.write();
     let now = w.now();
-    let admin = hub(&w, &member, &region)?.administrator.clone().ok_or_else(|| not_found(format!("Account {member} has no administrator")))?;
+    let admin = hub(&w, &member, &region)?
+        .administrator
+        .clone()
+        .ok_or_else(|| not_found(format!("Account {member} has no administrator")))?;
     let org_managed = w
         .region(&admin.account_id, &region)
         .and_then(|r| r.hub.as_ref())
         .and_then(|h| h.members.get(&member))
         .is_some_and(|m| m.org_managed);
     if org_managed {
-        return Err(invalid("An organization-managed member cannot disassociate itself; the administrator must do it."));
+        return Err(invalid(
+            "An organization-managed member cannot disassociate itself; the administrator must do it.",
+        ));
     }
     hub_mut(&mut w, &member, &region)?.administrator = None;
     if let Some(m) = w.region_mut(&admin.account_id, &region).hub.as_mut().and_then(|h| h.members.get_mut(&member)) {
@@ -580,7 +661,11 @@ fn list_invitations(call: &Call<'_>) -> AwsResult<Value> {
 fn require_management(w: &World, account: &str) -> AwsResult<()> {
     match &w.org {
         Some(o) if o.management_account == account => Ok(()),
-        _ => Err(AwsError::new(403, "AccessDeniedException", format!("Account {account} is not the management account of an organization"))),
+        _ => Err(AwsError::new(
+            403,
+            "AccessDeniedException",
+            format!("Account {account} is not the management account of an organization"),
+        )),
     }
 }
 
@@ -633,7 +718,11 @@ fn list_org_admins(call: &Call<'_>) -> AwsResult<Value> {
     let admin = w.org_admins.get(&("securityhub".to_string(), region)).cloned();
     let is_mgmt = w.org.as_ref().is_some_and(|o| o.management_account == call.account());
     if !is_mgmt && admin.as_deref() != Some(call.account()) {
-        return Err(AwsError::new(403, "AccessDeniedException", "Only the management account or the administrator can list administrators"));
+        return Err(AwsError::new(
+            403,
+            "AccessDeniedException",
+            "Only the management account or the administrator can list administrators",
+        ));
     }
     let list: Vec<Value> = admin.into_iter().map(|a| json!({"AccountId": a, "Status": "ENABLED"})).collect();
     Ok(json!({"AdminAccounts": list}))
@@ -650,7 +739,11 @@ fn update_org_configuration(call: &Call<'_>, input: &Input) -> AwsResult<Value> 
     let (account, region) = (call.account().to_string(), call.region.to_string());
     let mut w = call.write();
     if !is_org_admin(&w, &account, &region) {
-        return Err(AwsError::new(403, "AccessDeniedException", format!("Account {account} is not the Security Hub administrator")));
+        return Err(AwsError::new(
+            403,
+            "AccessDeniedException",
+            format!("Account {account} is not the Security Hub administrator"),
+        ));
     }
     let h = hub_mut(&mut w, &account, &region)?;
     if let Some(a) = auto {
@@ -666,7 +759,11 @@ fn update_org_configuration(call: &Call<'_>, input: &Input) -> AwsResult<Value> 
 fn describe_org_configuration(call: &Call<'_>) -> AwsResult<Value> {
     let w = call.read();
     if !is_org_admin(&w, call.account(), call.region) {
-        return Err(AwsError::new(403, "AccessDeniedException", format!("Account {} is not the Security Hub administrator", call.account())));
+        return Err(AwsError::new(
+            403,
+            "AccessDeniedException",
+            format!("Account {} is not the Security Hub administrator", call.account()),
+        ));
     }
     let h = hub(&w, call.account(), call.region)?;
     Ok(json!({
@@ -689,9 +786,12 @@ fn batch_enable_standards(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     let mut parsed = Vec::new();
     for r in &reqs {
         let arn = r.req_str("StandardsArn")?;
-        let std = Standard::from_arn(arn).ok_or_else(|| invalid(format!("StandardsArn {arn} is not a known standard")))?;
+        let std =
+            Standard::from_arn(arn).ok_or_else(|| invalid(format!("StandardsArn {arn} is not a known standard")))?;
         let input_map: BTreeMap<String, String> = match r.raw("StandardsInput") {
-            Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect(),
+            Some(Value::Object(m)) => {
+                m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
+            }
             Some(_) => return Err(invalid("StandardsInput must be a map of strings")),
             None => BTreeMap::new(),
         };
@@ -710,7 +810,11 @@ fn batch_enable_standards(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
                 ready_ms: ready,
                 input: input_map,
             });
-            out.push(subscription_json(sub, now, if sub.ready_ms > now || sub.ready_ms == ready { Some("PENDING") } else { None }));
+            out.push(subscription_json(
+                sub,
+                now,
+                if sub.ready_ms > now || sub.ready_ms == ready { Some("PENDING") } else { None },
+            ));
         }
     }
     w.mutated("securityhub:BatchEnableStandards", &account, &account, &region);
@@ -785,7 +889,8 @@ fn describe_standards(call: &Call<'_>) -> AwsResult<Value> {
 fn describe_standards_controls(call: &Call<'_>) -> AwsResult<Value> {
     let raw = call.req.path.strip_prefix("/standards/controls/").unwrap_or_default();
     let arn = percent_decode(raw);
-    let std = Standard::from_subscription_arn(&arn).ok_or_else(|| invalid(format!("{arn} is not a standards subscription ARN")))?;
+    let std = Standard::from_subscription_arn(&arn)
+        .ok_or_else(|| invalid(format!("{arn} is not a standards subscription ARN")))?;
     let size = query_usize(call.req, "MaxResults", 100, 100)?;
     let offset = token_offset(call.req.query_param("NextToken"))?;
     let w = call.read();
@@ -797,7 +902,8 @@ fn describe_standards_controls(call: &Call<'_>) -> AwsResult<Value> {
         .in_standard(std)
         .map(|c| {
             let disabled = h.disabled_controls.get(&(std.arn(call.region), c.id.clone()));
-            let related: Vec<String> = std.requirements(c).unwrap_or_default().iter().map(|r| std.related_requirement(r)).collect();
+            let related: Vec<String> =
+                std.requirements(c).unwrap_or_default().iter().map(|r| std.related_requirement(r)).collect();
             let mut v = json!({
                 "StandardsControlArn": std.control_arn(call.region, call.account(), &c.id),
                 "ControlStatus": if disabled.is_some() { "DISABLED" } else { "ENABLED" },
@@ -834,12 +940,19 @@ fn update_standards_control(call: &Call<'_>, input: &Input) -> AwsResult<Value> 
         return Err(invalid(format!("{arn} is not a standards control ARN")));
     };
     let rest = rest.strip_prefix("control/").ok_or_else(|| invalid(format!("{arn} is not a standards control ARN")))?;
-    let (path, control_id) = rest.rsplit_once('/').ok_or_else(|| invalid(format!("{arn} is not a standards control ARN")))?;
-    let std = Standard::ALL.into_iter().find(|s| s.path() == path).ok_or_else(|| not_found(format!("Standard {path} does not exist")))?;
+    let (path, control_id) =
+        rest.rsplit_once('/').ok_or_else(|| invalid(format!("{arn} is not a standards control ARN")))?;
+    let std = Standard::ALL
+        .into_iter()
+        .find(|s| s.path() == path)
+        .ok_or_else(|| not_found(format!("Standard {path} does not exist")))?;
     if *acct != call.account() {
         return Err(AwsError::new(403, "AccessDeniedException", format!("Control {arn} belongs to another account")));
     }
-    let control = catalogue().get(control_id).filter(|c| std.requirements(c).is_some()).ok_or_else(|| not_found(format!("Control {control_id} is not part of {}", std.name())))?;
+    let control = catalogue()
+        .get(control_id)
+        .filter(|c| std.requirements(c).is_some())
+        .ok_or_else(|| not_found(format!("Control {control_id} is not part of {}", std.name())))?;
     let (account, region) = (call.account().to_string(), call.region.to_string());
     let mut w = call.write();
     let now = w.now();
@@ -850,7 +963,9 @@ fn update_standards_control(call: &Call<'_>, input: &Input) -> AwsResult<Value> 
     let key = (std.arn(&region), control.id.clone());
     match status.as_str() {
         "DISABLED" => {
-            let reason = reason.filter(|r| !r.trim().is_empty()).ok_or_else(|| invalid("DisabledReason is required when ControlStatus is DISABLED"))?;
+            let reason = reason
+                .filter(|r| !r.trim().is_empty())
+                .ok_or_else(|| invalid("DisabledReason is required when ControlStatus is DISABLED"))?;
             h.disabled_controls.insert(key, (reason, now));
         }
         "ENABLED" => {
@@ -973,7 +1088,18 @@ fn compare(a: &Option<Value>, b: &Option<Value>) -> std::cmp::Ordering {
     }
 }
 
-const REQUIRED: &[&str] = &["AwsAccountId", "CreatedAt", "Description", "GeneratorId", "Id", "ProductArn", "Resources", "SchemaVersion", "Title", "UpdatedAt"];
+const REQUIRED: &[&str] = &[
+    "AwsAccountId",
+    "CreatedAt",
+    "Description",
+    "GeneratorId",
+    "Id",
+    "ProductArn",
+    "Resources",
+    "SchemaVersion",
+    "Title",
+    "UpdatedAt",
+];
 
 fn batch_import_findings(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     let findings = input.array("Findings")?;
@@ -1004,7 +1130,10 @@ fn batch_import_findings(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
         }
         let acct = doc.get("AwsAccountId").and_then(Value::as_str).unwrap_or_default();
         if !visible.contains(acct) {
-            failed.push(fail("AccessDeniedException", format!("Account {account} cannot import findings for account {acct}")));
+            failed.push(fail(
+                "AccessDeniedException",
+                format!("Account {account} cannot import findings for account {acct}"),
+            ));
             continue;
         }
         if !doc.get("Resources").and_then(Value::as_array).is_some_and(|r| !r.is_empty() && r.len() <= 32) {
@@ -1094,7 +1223,16 @@ fn batch_update_findings(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     let types = input.raw("Types").cloned();
     let udf = input.raw("UserDefinedFields").cloned();
     let related = input.raw("RelatedFindings").cloned();
-    if workflow.is_none() && note.is_none() && severity.is_none() && verification.is_none() && confidence.is_none() && criticality.is_none() && types.is_none() && udf.is_none() && related.is_none() {
+    if workflow.is_none()
+        && note.is_none()
+        && severity.is_none()
+        && verification.is_none()
+        && confidence.is_none()
+        && criticality.is_none()
+        && types.is_none()
+        && udf.is_none()
+        && related.is_none()
+    {
         return Err(invalid("At least one attribute to update must be given"));
     }
 
@@ -1110,8 +1248,12 @@ fn batch_update_findings(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
         let product = ident.req_str("ProductArn")?.to_string();
         let key = json!({"Id": id, "ProductArn": product});
         let store = w.findings_mut(&region);
-        let Some(seq) = store.seq_of(&product, &id).filter(|s| store.get(*s).is_some_and(|f| visible.contains(&f.account))) else {
-            unprocessed.push(json!({"FindingIdentifier": key, "ErrorCode": "FindingNotFound", "ErrorMessage": "Finding not found"}));
+        let Some(seq) =
+            store.seq_of(&product, &id).filter(|s| store.get(*s).is_some_and(|f| visible.contains(&f.account)))
+        else {
+            unprocessed.push(
+                json!({"FindingIdentifier": key, "ErrorCode": "FindingNotFound", "ErrorMessage": "Finding not found"}),
+            );
             continue;
         };
         store.update(seq, |d| {
@@ -1262,11 +1404,14 @@ fn batch_get_security_controls(call: &Call<'_>, input: &Input) -> AwsResult<Valu
     let mut missing = Vec::new();
     for id in ids {
         let Some(c) = catalogue().get(&id) else {
-            missing.push(json!({"SecurityControlId": id, "ErrorCode": "NOT_FOUND", "ErrorReason": "No such security control"}));
+            missing.push(
+                json!({"SecurityControlId": id, "ErrorCode": "NOT_FOUND", "ErrorReason": "No such security control"}),
+            );
             continue;
         };
         let in_enabled: Vec<&Standard> = enabled.iter().filter(|s| s.requirements(c).is_some()).collect();
-        let disabled = !in_enabled.is_empty() && in_enabled.iter().all(|s| h.disabled_controls.contains_key(&(s.arn(call.region), c.id.clone())));
+        let disabled = !in_enabled.is_empty()
+            && in_enabled.iter().all(|s| h.disabled_controls.contains_key(&(s.arn(call.region), c.id.clone())));
         controls.push(json!({
             "SecurityControlId": c.id,
             "SecurityControlArn": format!("arn:aws:securityhub:{}:{}:security-control/{}", call.region, call.account(), c.id),
@@ -1286,7 +1431,9 @@ fn list_security_control_definitions(call: &Call<'_>) -> AwsResult<Value> {
     let offset = token_offset(call.req.query_param("NextToken"))?;
     let std = match call.req.query_param("StandardsArn") {
         None => None,
-        Some(a) => Some(Standard::from_arn(a).ok_or_else(|| invalid(format!("StandardsArn {a} is not a known standard")))?),
+        Some(a) => {
+            Some(Standard::from_arn(a).ok_or_else(|| invalid(format!("StandardsArn {a} is not a known standard")))?)
+        }
     };
     let all: Vec<Value> = catalogue()
         .controls

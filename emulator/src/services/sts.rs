@@ -26,14 +26,25 @@ pub fn handle(op: &str, call: &Call<'_>) -> AwsResult<Response> {
                 CallerKind::Admin => call.account().to_string(),
                 CallerKind::Role { name, session, .. } => {
                     let w = call.read();
-                    let id = w.accounts.get(call.account()).and_then(|a| a.iam.roles.get(name)).map(|r| r.id.clone()).unwrap_or_default();
+                    let id = w
+                        .accounts
+                        .get(call.account())
+                        .and_then(|a| a.iam.roles.get(name))
+                        .map(|r| r.id.clone())
+                        .unwrap_or_default();
                     format!("{id}:{session}")
                 }
             };
             x.leaf("Arn", &call.caller.arn()).leaf("UserId", &user_id).leaf("Account", call.account());
         }
         "AssumeRole" => assume_role(call, &p, &mut x)?,
-        other => return Err(AwsError::new(400, "InvalidAction", format!("The action {other} is not valid for this web service."))),
+        other => {
+            return Err(AwsError::new(
+                400,
+                "InvalidAction",
+                format!("The action {other} is not valid for this web service."),
+            ));
+        }
     }
     x.close(&format!("{op}Result"));
     x.open("ResponseMetadata").leaf("RequestId", call.request_id).close("ResponseMetadata");
@@ -46,7 +57,10 @@ fn assume_role(call: &Call<'_>, p: &Params, x: &mut Xml) -> AwsResult<()> {
     let session = p.req("RoleSessionName")?.to_string();
     let external_id = p.get("ExternalId").map(str::to_string);
     let duration = p.i64("DurationSeconds")?;
-    if session.len() < 2 || session.len() > 64 || !session.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)) {
+    if session.len() < 2
+        || session.len() > 64
+        || !session.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+    {
         return Err(p.invalid(format!(
             "1 validation error detected: Value '{session}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and length 2-64"
         )));
@@ -80,7 +94,8 @@ fn assume_role(call: &Call<'_>, p: &Params, x: &mut Xml) -> AwsResult<()> {
         )));
     }
     let principal_arn = call.caller.principal_arn();
-    let org_id = w.org.as_ref().filter(|_| w.accounts.get(call.account()).is_some_and(|a| a.in_org())).map(|o| o.id.clone());
+    let org_id =
+        w.org.as_ref().filter(|_| w.accounts.get(call.account()).is_some_and(|a| a.in_org())).map(|o| o.id.clone());
     let who = AssumingPrincipal { account: call.account(), arn: &principal_arn, org_id: org_id.as_deref() };
     if let Err(why) = trust_allows(&role.trust_policy, &who, external_id.as_deref()) {
         tracing::info!(role = %role_arn, caller = %principal_arn, reason = %why, "AssumeRole denied");

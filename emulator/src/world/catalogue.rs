@@ -93,10 +93,18 @@ impl Standard {
 
     pub fn description(self) -> &'static str {
         match self {
-            Standard::Fsbp => "The AWS Foundational Security Best Practices standard is a set of automated security checks that detect when AWS accounts and deployed resources do not align with security best practices.",
-            Standard::Cis12 | Standard::Cis14 | Standard::Cis30 => "The Center for Internet Security (CIS) AWS Foundations Benchmark is a set of security configuration best practices for AWS.",
-            Standard::Pci321 => "The Payment Card Industry Data Security Standard (PCI DSS) is an information security standard for organizations that handle cardholder data.",
-            Standard::Nist53 => "NIST SP 800-53 Rev. 5 is a cybersecurity and compliance framework developed by the National Institute of Standards and Technology.",
+            Standard::Fsbp => {
+                "The AWS Foundational Security Best Practices standard is a set of automated security checks that detect when AWS accounts and deployed resources do not align with security best practices."
+            }
+            Standard::Cis12 | Standard::Cis14 | Standard::Cis30 => {
+                "The Center for Internet Security (CIS) AWS Foundations Benchmark is a set of security configuration best practices for AWS."
+            }
+            Standard::Pci321 => {
+                "The Payment Card Industry Data Security Standard (PCI DSS) is an information security standard for organizations that handle cardholder data."
+            }
+            Standard::Nist53 => {
+                "NIST SP 800-53 Rev. 5 is a cybersecurity and compliance framework developed by the National Institute of Standards and Technology."
+            }
         }
     }
 
@@ -228,10 +236,7 @@ mod tests {
         assert_eq!(Standard::Cis12.requirements(ec2_13), Some(vec!["4.1".to_string()]));
         assert_eq!(Standard::Fsbp.requirements(ec2_13), None);
         assert!(Standard::Fsbp.requirements(c.get("EC2.19").unwrap()).is_some());
-        assert_eq!(
-            Standard::Cis12.related_requirement("4.1"),
-            "CIS AWS Foundations Benchmark v1.2.0/4.1"
-        );
+        assert_eq!(Standard::Cis12.related_requirement("4.1"), "CIS AWS Foundations Benchmark v1.2.0/4.1");
     }
 
     #[test]

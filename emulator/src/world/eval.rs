@@ -23,8 +23,26 @@ pub const ADMIN_PORTS: &[i64] = &[22, 3389];
 
 /// The controls whose checks the emulator evaluates from its resources.
 pub const EVALUATED_CONTROLS: &[&str] = &[
-    "Config.1", "EC2.2", "EC2.7", "EC2.13", "EC2.14", "EC2.19", "EC2.53", "EC2.54", "GuardDuty.1", "IAM.3", "IAM.7",
-    "IAM.11", "IAM.12", "IAM.13", "IAM.14", "IAM.15", "IAM.16", "IAM.17", "S3.1", "S3.8",
+    "Config.1",
+    "EC2.2",
+    "EC2.7",
+    "EC2.13",
+    "EC2.14",
+    "EC2.19",
+    "EC2.53",
+    "EC2.54",
+    "GuardDuty.1",
+    "IAM.3",
+    "IAM.7",
+    "IAM.11",
+    "IAM.12",
+    "IAM.13",
+    "IAM.14",
+    "IAM.15",
+    "IAM.16",
+    "IAM.17",
+    "S3.1",
+    "S3.8",
 ];
 
 /// The outcome of one control check on one resource.
@@ -80,7 +98,11 @@ pub fn checks(world: &World, account: &str, region: &str) -> Vec<Check> {
     account_check("EC2.7", rs.ec2.ebs_encryption_by_default, &mut out);
     let pp = acct.iam.password_policy.as_ref();
     let strong = pp.is_some_and(|p| {
-        p.require_uppercase && p.require_lowercase && p.require_symbols && p.require_numbers && p.minimum_password_length >= 8
+        p.require_uppercase
+            && p.require_lowercase
+            && p.require_symbols
+            && p.require_numbers
+            && p.minimum_password_length >= 8
     });
     account_check("IAM.7", strong, &mut out);
     account_check("IAM.11", pp.is_some_and(|p| p.require_uppercase), &mut out);
@@ -97,10 +119,7 @@ pub fn checks(world: &World, account: &str, region: &str) -> Vec<Check> {
     // IAM users: access keys rotated within 90 days.
     let now = world.now();
     for user in acct.iam.users.values() {
-        let stale = user
-            .access_keys
-            .iter()
-            .any(|k| k.status == "Active" && now - k.created_ms > 90 * 86_400_000);
+        let stale = user.access_keys.iter().any(|k| k.status == "Active" && now - k.created_ms > 90 * 86_400_000);
         out.push(Check {
             control: "IAM.3",
             resource_type: "AwsIamUser",
@@ -242,7 +261,12 @@ fn evaluate_controls(world: &mut World, account: &str, region: &str, now: Millis
                 }
                 store.update(seq, |d| {
                     let was_archived = d.get("RecordState").and_then(Value::as_str) == Some("ARCHIVED");
-                    let workflow = d.get("Workflow").and_then(|w| w.get("Status")).and_then(Value::as_str).unwrap_or("NEW").to_string();
+                    let workflow = d
+                        .get("Workflow")
+                        .and_then(|w| w.get("Status"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("NEW")
+                        .to_string();
                     let new_workflow = match (check.passed, workflow.as_str()) {
                         (true, "NEW" | "NOTIFIED") => "RESOLVED",
                         (false, "RESOLVED") => "NEW",
@@ -320,7 +344,14 @@ fn resource_json(rtype: &str, id: &str, region: &str, tags: &BTreeMap<String, St
     r
 }
 
-fn control_finding(account: &str, region: &str, check: &Check, standards: &[Standard], uuid: &str, now: Millis) -> Map<String, Value> {
+fn control_finding(
+    account: &str,
+    region: &str,
+    check: &Check,
+    standards: &[Standard],
+    uuid: &str,
+    now: Millis,
+) -> Map<String, Value> {
     let control = catalogue().get(check.control);
     let title = control.map(|c| c.title.as_str()).unwrap_or(check.control);
     let severity = control.map(|c| c.severity.as_str()).unwrap_or("MEDIUM");
@@ -366,7 +397,13 @@ fn control_finding(account: &str, region: &str, check: &Check, standards: &[Stan
     });
     let map = d.as_object_mut().map(std::mem::take).unwrap_or_default();
     let mut map = map;
-    set_compliance(&mut map, status, &associated(standards), &related_requirements(check.control, standards), check.control);
+    set_compliance(
+        &mut map,
+        status,
+        &associated(standards),
+        &related_requirements(check.control, standards),
+        check.control,
+    );
     map
 }
 
@@ -376,7 +413,9 @@ fn control_finding(account: &str, region: &str, check: &Check, standards: &[Stan
 /// GuardDuty severity and title for the finding types the world produces.
 pub fn threat_profile(finding_type: &str) -> (f64, &'static str) {
     match finding_type {
-        "CryptoCurrency:EC2/BitcoinTool.B!DNS" => (8.0, "EC2 instance is querying a domain name that is associated with Bitcoin-related activity."),
+        "CryptoCurrency:EC2/BitcoinTool.B!DNS" => {
+            (8.0, "EC2 instance is querying a domain name that is associated with Bitcoin-related activity.")
+        }
         "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS" => {
             (8.0, "Credentials for an EC2 instance were used from an external IP address.")
         }
@@ -396,7 +435,8 @@ fn stable_id(parts: &[&str]) -> String {
 }
 
 fn evaluate_guardduty(world: &mut World, account: &str, region: &str, now: Millis) {
-    let threats: Vec<_> = world.threats.iter().filter(|t| t.account == account && t.region == region).cloned().collect();
+    let threats: Vec<_> =
+        world.threats.iter().filter(|t| t.account == account && t.region == region).cloned().collect();
     let Some(acct) = world.accounts.get(account).cloned() else { return };
     let Some(rs) = world.regions.get_mut(&(account.to_string(), region.to_string())) else { return };
     let Some(det) = rs.detector.as_mut() else { return };
@@ -478,8 +518,7 @@ fn exposures(world: &World, account: &str, region: &str, org_zone: bool) -> Vec<
             });
         }
     }
-    let org_accounts: BTreeSet<&str> =
-        world.accounts.values().filter(|a| a.in_org()).map(|a| a.id.as_str()).collect();
+    let org_accounts: BTreeSet<&str> = world.accounts.values().filter(|a| a.in_org()).map(|a| a.id.as_str()).collect();
     for role in acct.iam.roles.values() {
         let statements: Vec<&Value> = match role.trust_policy.get("Statement") {
             Some(Value::Array(a)) => a.iter().collect(),
@@ -506,7 +545,8 @@ fn exposures(world: &World, account: &str, region: &str, org_zone: bool) -> Vec<
                     for keys in ops.values() {
                         if let Value::Object(keys) = keys {
                             for (k, v) in keys {
-                                condition.insert(k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                                condition
+                                    .insert(k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
                             }
                         }
                     }
@@ -701,11 +741,17 @@ fn guardduty_asff(f: &Value, account: &str, region: &str, ts: &str) -> Map<Strin
     let resource = f.get("resource");
     let (rtype, rid) = match resource.and_then(|r| r.get("resourceType")).and_then(Value::as_str) {
         Some("Instance") => {
-            let id = resource.and_then(|r| r.pointer("/instanceDetails/instanceId")).and_then(Value::as_str).unwrap_or_default();
+            let id = resource
+                .and_then(|r| r.pointer("/instanceDetails/instanceId"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             ("AwsEc2Instance", format!("arn:aws:ec2:{region}:{account}:instance/{id}"))
         }
         _ => {
-            let id = resource.and_then(|r| r.pointer("/accessKeyDetails/accessKeyId")).and_then(Value::as_str).unwrap_or_default();
+            let id = resource
+                .and_then(|r| r.pointer("/accessKeyDetails/accessKeyId"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             ("AwsIamAccessKey", format!("AWS::IAM::AccessKey:{id}"))
         }
     };

@@ -230,7 +230,9 @@ impl Filters {
             let Value::Array(list) = list else { return Err(invalid(format!("Filter '{name}' must be a list"))) };
             let mut conds = Vec::new();
             for item in list {
-                let Value::Object(f) = item else { return Err(invalid(format!("Filter '{name}' entries must be objects"))) };
+                let Value::Object(f) = item else {
+                    return Err(invalid(format!("Filter '{name}' entries must be objects")));
+                };
                 let cond = if f.contains_key("Start") || f.contains_key("End") || f.contains_key("DateRange") {
                     let date = |k: &str| -> AwsResult<Option<Millis>> {
                         match f.get(k).and_then(Value::as_str) {
@@ -263,7 +265,10 @@ impl Filters {
                         .get("Value")
                         .and_then(Value::as_str)
                         .ok_or_else(|| invalid(format!("Filter '{name}' needs a Value")))?;
-                    Cond::Str { value: value.to_string(), cmp: parse_cmp(f.get("Comparison").and_then(Value::as_str), &invalid)? }
+                    Cond::Str {
+                        value: value.to_string(),
+                        cmp: parse_cmp(f.get("Comparison").and_then(Value::as_str), &invalid)?,
+                    }
                 };
                 conds.push(cond);
             }
@@ -317,9 +322,11 @@ impl Filters {
                     }
                     Cond::Date { start, end } => {
                         any_positive = true;
-                        positive_hit |= values.iter().filter_map(|v| v.as_str()).filter_map(parse_iso8601).any(|t| {
-                            start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e)
-                        });
+                        positive_hit |= values
+                            .iter()
+                            .filter_map(|v| v.as_str())
+                            .filter_map(parse_iso8601)
+                            .any(|t| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e));
                     }
                     Cond::Num { gte, lte, gt, lt, eq } => {
                         any_positive = true;
@@ -392,7 +399,9 @@ mod tests {
         assert!(parse(json!({"ResourceTags": [{"Key": "env", "Value": "prod", "Comparison": "EQUALS"}]})).matches(&f));
         assert!(parse(json!({"SeverityNormalized": [{"Gte": 40}]})).matches(&f));
         assert!(!parse(json!({"SeverityNormalized": [{"Gt": 70}]})).matches(&f));
-        assert!(parse(json!({"UpdatedAt": [{"Start": "2026-01-01T00:00:00Z", "End": "2026-01-03T00:00:00Z"}]})).matches(&f));
+        assert!(
+            parse(json!({"UpdatedAt": [{"Start": "2026-01-01T00:00:00Z", "End": "2026-01-03T00:00:00Z"}]})).matches(&f)
+        );
         assert!(!parse(json!({"UpdatedAt": [{"Start": "2026-01-03T00:00:00Z"}]})).matches(&f));
     }
 

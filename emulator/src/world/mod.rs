@@ -691,8 +691,7 @@ impl World {
 
     /// Schedules re-evaluation of every region of an account (IAM and S3 Control are global).
     pub fn schedule_account(&mut self, account: &str) {
-        let regions: Vec<String> =
-            self.regions.keys().filter(|(a, _)| a == account).map(|(_, r)| r.clone()).collect();
+        let regions: Vec<String> = self.regions.keys().filter(|(a, _)| a == account).map(|(_, r)| r.clone()).collect();
         for r in regions {
             self.schedule(account, &r);
         }

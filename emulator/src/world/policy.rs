@@ -21,10 +21,14 @@ pub fn managed_policy(arn: &str) -> Option<Value> {
         }
         "AWSSecurityHubFullAccess" => serde_json::json!(["securityhub:*"]),
         "AmazonGuardDutyFullAccess" => serde_json::json!(["guardduty:*"]),
-        "AWSConfigRole" | "service-role/AWS_ConfigRole" => serde_json::json!(["config:*", "*:Describe*", "*:Get*", "*:List*"]),
+        "AWSConfigRole" | "service-role/AWS_ConfigRole" => {
+            serde_json::json!(["config:*", "*:Describe*", "*:Get*", "*:List*"])
+        }
         _ => return None,
     };
-    Some(serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+    Some(
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}),
+    )
 }
 
 fn statements(doc: &Value) -> Vec<&serde_json::Map<String, Value>> {
@@ -137,15 +141,15 @@ fn principal_matches(principal: Option<&Value>, who: &AssumingPrincipal<'_>) -> 
         Some(Value::Object(o)) => strings(o.get("AWS")),
         _ => return false,
     };
-    aws.iter().any(|p| {
-        *p == "*"
-            || *p == who.account
-            || *p == format!("arn:aws:iam::{}:root", who.account)
-            || *p == who.arn
-    })
+    aws.iter()
+        .any(|p| *p == "*" || *p == who.account || *p == format!("arn:aws:iam::{}:root", who.account) || *p == who.arn)
 }
 
-fn conditions_hold(condition: Option<&Value>, who: &AssumingPrincipal<'_>, external_id: Option<&str>) -> Result<(), String> {
+fn conditions_hold(
+    condition: Option<&Value>,
+    who: &AssumingPrincipal<'_>,
+    external_id: Option<&str>,
+) -> Result<(), String> {
     let Some(Value::Object(ops)) = condition else { return Ok(()) };
     for (op, keys) in ops {
         let Value::Object(keys) = keys else { return Err(format!("malformed condition {op}")) };
@@ -166,7 +170,9 @@ fn conditions_hold(condition: Option<&Value>, who: &AssumingPrincipal<'_>, exter
             };
             if !holds {
                 return Err(match key.to_ascii_lowercase().as_str() {
-                    "sts:externalid" if external_id.is_none() => "the trust policy requires an ExternalId and none was given".into(),
+                    "sts:externalid" if external_id.is_none() => {
+                        "the trust policy requires an ExternalId and none was given".into()
+                    }
                     "sts:externalid" => "the ExternalId does not match the trust policy".into(),
                     _ => format!("condition {op} on {key} does not hold"),
                 });

@@ -24,7 +24,8 @@ async fn ec2_13_findings(hub: &aws_sdk_securityhub::Client, sg_arn: &str) -> Vec
 }
 
 async fn web_admin_group(em: &Emulator) -> (aws_sdk_ec2::Client, String) {
-    let ec2 = aws_sdk_ec2::Client::new(&support::assume(em, ADMIN, PROD_A, "OrgSecRemediationRole", Some(EXTERNAL_ID)).await);
+    let ec2 =
+        aws_sdk_ec2::Client::new(&support::assume(em, ADMIN, PROD_A, "OrgSecRemediationRole", Some(EXTERNAL_ID)).await);
     let groups = ec2
         .describe_security_groups()
         .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("web-admin").build())
@@ -50,7 +51,10 @@ async fn enable_cis_1_2(em: &Emulator) {
         .expect("BatchEnableStandards");
 }
 
-fn revoke_ssh(ec2: &aws_sdk_ec2::Client, group: &str) -> aws_sdk_ec2::operation::revoke_security_group_ingress::builders::RevokeSecurityGroupIngressFluentBuilder {
+fn revoke_ssh(
+    ec2: &aws_sdk_ec2::Client,
+    group: &str,
+) -> aws_sdk_ec2::operation::revoke_security_group_ingress::builders::RevokeSecurityGroupIngressFluentBuilder {
     ec2.revoke_security_group_ingress().group_id(group).ip_permissions(
         aws_sdk_ec2::types::IpPermission::builder()
             .ip_protocol("tcp")
@@ -111,18 +115,25 @@ async fn open_ssh_fails_ec2_13_then_revoke_through_the_remediation_role_resolves
 
 #[tokio::test]
 async fn findings_follow_the_fix_only_after_the_evaluation_delay() {
-    let em = Emulator::builder().scenario("demo").rate_limits(false).evaluation_delay_ms(600_000).start().await.unwrap();
+    let em =
+        Emulator::builder().scenario("demo").rate_limits(false).evaluation_delay_ms(600_000).start().await.unwrap();
     // Enabling the standard is itself a change that waits for the delay.
     enable_cis_1_2(&em).await;
     support::raw(&em.url(), "POST", "/_emulator/clock", &[], br#"{"advance_ms": 600001}"#).await;
     let (ec2, group) = web_admin_group(&em).await;
     let sg_arn = format!("arn:aws:ec2:us-east-1:{PROD_A}:security-group/{group}");
     let hub = aws_sdk_securityhub::Client::new(&support::config(&em, ADMIN));
-    assert_eq!(ec2_13_findings(&hub, &sg_arn).await[0].compliance().and_then(|c| c.status()), Some(&ComplianceStatus::Failed));
+    assert_eq!(
+        ec2_13_findings(&hub, &sg_arn).await[0].compliance().and_then(|c| c.status()),
+        Some(&ComplianceStatus::Failed)
+    );
 
     revoke_ssh(&ec2, &group).send().await.expect("revoke");
     // Not yet evaluated.
-    assert_eq!(ec2_13_findings(&hub, &sg_arn).await[0].compliance().and_then(|c| c.status()), Some(&ComplianceStatus::Failed));
+    assert_eq!(
+        ec2_13_findings(&hub, &sg_arn).await[0].compliance().and_then(|c| c.status()),
+        Some(&ComplianceStatus::Failed)
+    );
     // After the delay, by itself.
     let (status, _) = support::raw(&em.url(), "POST", "/_emulator/clock", &[], br#"{"advance_ms": 600001}"#).await;
     assert_eq!(status, 200);

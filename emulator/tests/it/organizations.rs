@@ -38,10 +38,7 @@ async fn top_ous(c: &Client) -> BTreeMap<String, String> {
         .send()
         .await
         .expect("ListOrganizationalUnitsForParent");
-    out.organizational_units()
-        .iter()
-        .map(|o| (o.name().unwrap().to_string(), o.id().unwrap().to_string()))
-        .collect()
+    out.organizational_units().iter().map(|o| (o.name().unwrap().to_string(), o.id().unwrap().to_string())).collect()
 }
 
 /// Every account id in the org, following NextToken with `page` accounts a page.
@@ -49,13 +46,7 @@ async fn all_account_ids(c: &Client, page: i32) -> Vec<String> {
     let mut ids = Vec::new();
     let mut token = None;
     loop {
-        let out = c
-            .list_accounts()
-            .max_results(page)
-            .set_next_token(token)
-            .send()
-            .await
-            .expect("ListAccounts");
+        let out = c.list_accounts().max_results(page).set_next_token(token).send().await.expect("ListAccounts");
         assert!(out.accounts().len() <= page as usize);
         ids.extend(out.accounts().iter().map(|a| a.id().unwrap().to_string()));
         match out.next_token() {
@@ -67,41 +58,20 @@ async fn all_account_ids(c: &Client, page: i32) -> Vec<String> {
 }
 
 async fn accounts_in(c: &Client, parent: &str) -> BTreeSet<String> {
-    let out = c
-        .list_accounts_for_parent()
-        .parent_id(parent)
-        .send()
-        .await
-        .expect("ListAccountsForParent");
-    out.accounts()
-        .iter()
-        .map(|a| a.id().unwrap().to_string())
-        .collect()
+    let out = c.list_accounts_for_parent().parent_id(parent).send().await.expect("ListAccountsForParent");
+    out.accounts().iter().map(|a| a.id().unwrap().to_string()).collect()
 }
 
 async fn parent_of(c: &Client, child: &str) -> (String, ParentType) {
-    let out = c
-        .list_parents()
-        .child_id(child)
-        .send()
-        .await
-        .expect("ListParents");
+    let out = c.list_parents().child_id(child).send().await.expect("ListParents");
     assert_eq!(out.parents().len(), 1);
     let p = &out.parents()[0];
     (p.id().unwrap().to_string(), p.r#type().unwrap().clone())
 }
 
 async fn tags_of(c: &Client, id: &str) -> BTreeMap<String, String> {
-    let out = c
-        .list_tags_for_resource()
-        .resource_id(id)
-        .send()
-        .await
-        .expect("ListTagsForResource");
-    out.tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
+    let out = c.list_tags_for_resource().resource_id(id).send().await.expect("ListTagsForResource");
+    out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
 }
 
 async fn delegated_admins(c: &Client, principal: Option<&str>) -> BTreeSet<String> {
@@ -111,10 +81,7 @@ async fn delegated_admins(c: &Client, principal: Option<&str>) -> BTreeSet<Strin
         .send()
         .await
         .expect("ListDelegatedAdministrators");
-    out.delegated_administrators()
-        .iter()
-        .map(|a| a.id().unwrap().to_string())
-        .collect()
+    out.delegated_administrators().iter().map(|a| a.id().unwrap().to_string()).collect()
 }
 
 #[tokio::test]
@@ -122,24 +89,14 @@ async fn describe_organization_from_members_and_management() {
     let em = support::demo().await;
     let mut ids = BTreeSet::new();
     for account in ALL {
-        let out = org(&em, account)
-            .describe_organization()
-            .send()
-            .await
-            .expect("DescribeOrganization");
+        let out = org(&em, account).describe_organization().send().await.expect("DescribeOrganization");
         let o = out.organization().expect("organization");
         assert_eq!(o.master_account_id(), Some(MANAGEMENT));
         assert_eq!(o.master_account_email(), Some("aws-management@example.com"));
-        assert_eq!(
-            o.feature_set(),
-            Some(&aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        );
+        assert_eq!(o.feature_set(), Some(&aws_sdk_organizations::types::OrganizationFeatureSet::All));
         let id = o.id().expect("org id");
         assert!(id.starts_with("o-"), "{id}");
-        assert_eq!(
-            o.arn(),
-            Some(format!("arn:aws:organizations::{MANAGEMENT}:organization/{id}").as_str())
-        );
+        assert_eq!(o.arn(), Some(format!("arn:aws:organizations::{MANAGEMENT}:organization/{id}").as_str()));
         ids.insert(id.to_string());
     }
     assert_eq!(ids.len(), 1, "every member sees the same organization");
@@ -161,28 +118,16 @@ async fn list_accounts_pages_through_all_six() {
     let out = c.list_accounts().send().await.expect("ListAccounts");
     assert_eq!(out.accounts().len(), 6);
     assert!(out.next_token().is_none());
-    let prod_web = out
-        .accounts()
-        .iter()
-        .find(|a| a.id() == Some(PROD_A))
-        .expect("prod-web");
+    let prod_web = out.accounts().iter().find(|a| a.id() == Some(PROD_A)).expect("prod-web");
     assert_eq!(prod_web.name(), Some("prod-web"));
     assert_eq!(prod_web.email(), Some("aws-prod-web@example.com"));
-    assert_eq!(
-        prod_web.status(),
-        Some(&aws_sdk_organizations::types::AccountStatus::Active)
-    );
+    assert_eq!(prod_web.status(), Some(&aws_sdk_organizations::types::AccountStatus::Active));
 
     // The SDK paginator agrees.
     let mut paged = Vec::new();
     let mut pages = c.list_accounts().max_results(4).into_paginator().send();
     while let Some(p) = pages.next().await {
-        paged.extend(
-            p.expect("page")
-                .accounts()
-                .iter()
-                .map(|a| a.id().unwrap().to_string()),
-        );
+        paged.extend(p.expect("page").accounts().iter().map(|a| a.id().unwrap().to_string()));
     }
     assert_eq!(paged, ids);
 }
@@ -191,19 +136,9 @@ async fn list_accounts_pages_through_all_six() {
 async fn list_accounts_bad_paging_input_is_rejected() {
     let em = support::demo().await;
     let c = org(&em, MANAGEMENT);
-    let err = c
-        .list_accounts()
-        .next_token("not-a-token")
-        .send()
-        .await
-        .expect_err("garbage token");
+    let err = c.list_accounts().next_token("not-a-token").send().await.expect_err("garbage token");
     assert_eq!(support::code(&err), "InvalidInputException");
-    let err = c
-        .list_accounts()
-        .max_results(0)
-        .send()
-        .await
-        .expect_err("zero page size");
+    let err = c.list_accounts().max_results(0).send().await.expect_err("zero page size");
     assert_eq!(support::code(&err), "InvalidInputException");
 }
 
@@ -211,11 +146,7 @@ async fn list_accounts_bad_paging_input_is_rejected() {
 async fn list_accounts_from_a_plain_member_is_denied() {
     let em = support::demo().await;
     for account in [PROD_A, PROD_B, DEV, SANDBOX] {
-        let err = org(&em, account)
-            .list_accounts()
-            .send()
-            .await
-            .expect_err("member cannot list");
+        let err = org(&em, account).list_accounts().send().await.expect_err("member cannot list");
         assert_eq!(support::code(&err), "AccessDeniedException", "{account}");
     }
 }
@@ -224,36 +155,21 @@ async fn list_accounts_from_a_plain_member_is_denied() {
 async fn list_accounts_from_the_delegated_admin_is_allowed() {
     let em = support::demo().await;
     let ids = all_account_ids(&org(&em, ADMIN), 20).await;
-    assert_eq!(
-        ids.iter().map(String::as_str).collect::<BTreeSet<_>>(),
-        ALL.into_iter().collect()
-    );
+    assert_eq!(ids.iter().map(String::as_str).collect::<BTreeSet<_>>(), ALL.into_iter().collect());
 }
 
 #[tokio::test]
 async fn list_roots() {
     let em = support::demo().await;
     let c = org(&em, MANAGEMENT);
-    let org_id = c
-        .describe_organization()
-        .send()
-        .await
-        .unwrap()
-        .organization()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
+    let org_id = c.describe_organization().send().await.unwrap().organization().unwrap().id().unwrap().to_string();
     let out = c.list_roots().send().await.expect("ListRoots");
     assert_eq!(out.roots().len(), 1);
     let root = &out.roots()[0];
     let id = root.id().unwrap();
     assert!(id.starts_with("r-"), "{id}");
     assert_eq!(root.name(), Some("Root"));
-    assert_eq!(
-        root.arn(),
-        Some(format!("arn:aws:organizations::{MANAGEMENT}:root/{org_id}/{id}").as_str())
-    );
+    assert_eq!(root.arn(), Some(format!("arn:aws:organizations::{MANAGEMENT}:root/{org_id}/{id}").as_str()));
     // The delegated admin reads the same root.
     assert_eq!(root_id(&org(&em, ADMIN)).await, id);
 }
@@ -266,28 +182,16 @@ async fn list_organizational_units_for_root() {
     let ous = top_ous(&c).await;
     assert_eq!(
         ous.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-        set(["Prod", "Dev", "Sandbox"])
-            .iter()
-            .map(String::as_str)
-            .collect()
+        set(["Prod", "Dev", "Sandbox"]).iter().map(String::as_str).collect()
     );
     for id in ous.values() {
         assert!(id.starts_with(&format!("ou-{}-", &root[2..])), "{id}");
         // No nested OUs in the demo.
-        let out = c
-            .list_organizational_units_for_parent()
-            .parent_id(id)
-            .send()
-            .await
-            .expect("children OUs");
+        let out = c.list_organizational_units_for_parent().parent_id(id).send().await.expect("children OUs");
         assert!(out.organizational_units().is_empty());
     }
-    let err = c
-        .list_organizational_units_for_parent()
-        .parent_id("ou-zzzz-nothere")
-        .send()
-        .await
-        .expect_err("unknown parent");
+    let err =
+        c.list_organizational_units_for_parent().parent_id("ou-zzzz-nothere").send().await.expect_err("unknown parent");
     assert_eq!(support::code(&err), "ParentNotFoundException");
 }
 
@@ -296,19 +200,11 @@ async fn list_accounts_for_parent() {
     let em = support::demo().await;
     let c = org(&em, MANAGEMENT);
     let ous = top_ous(&c).await;
-    assert_eq!(
-        accounts_in(&c, &ous["Prod"]).await,
-        set([ADMIN, PROD_A, PROD_B])
-    );
+    assert_eq!(accounts_in(&c, &ous["Prod"]).await, set([ADMIN, PROD_A, PROD_B]));
     assert_eq!(accounts_in(&c, &ous["Dev"]).await, set([DEV]));
     assert_eq!(accounts_in(&c, &ous["Sandbox"]).await, set([SANDBOX]));
     assert_eq!(accounts_in(&c, &root_id(&c).await).await, set([MANAGEMENT]));
-    let err = c
-        .list_accounts_for_parent()
-        .parent_id("ou-zzzz-nothere")
-        .send()
-        .await
-        .expect_err("unknown parent");
+    let err = c.list_accounts_for_parent().parent_id("ou-zzzz-nothere").send().await.expect_err("unknown parent");
     assert_eq!(support::code(&err), "ParentNotFoundException");
 }
 
@@ -316,31 +212,15 @@ async fn list_accounts_for_parent() {
 async fn describe_organizational_unit() {
     let em = support::demo().await;
     let c = org(&em, MANAGEMENT);
-    let org_id = c
-        .describe_organization()
-        .send()
-        .await
-        .unwrap()
-        .organization()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
+    let org_id = c.describe_organization().send().await.unwrap().organization().unwrap().id().unwrap().to_string();
     let ous = top_ous(&c).await;
     let prod = &ous["Prod"];
-    let out = c
-        .describe_organizational_unit()
-        .organizational_unit_id(prod)
-        .send()
-        .await
-        .expect("DescribeOrganizationalUnit");
+    let out =
+        c.describe_organizational_unit().organizational_unit_id(prod).send().await.expect("DescribeOrganizationalUnit");
     let ou = out.organizational_unit().expect("ou");
     assert_eq!(ou.id(), Some(prod.as_str()));
     assert_eq!(ou.name(), Some("Prod"));
-    assert_eq!(
-        ou.arn(),
-        Some(format!("arn:aws:organizations::{MANAGEMENT}:ou/{org_id}/{prod}").as_str())
-    );
+    assert_eq!(ou.arn(), Some(format!("arn:aws:organizations::{MANAGEMENT}:ou/{org_id}/{prod}").as_str()));
     let err = c
         .describe_organizational_unit()
         .organizational_unit_id("ou-zzzz-nothere")
@@ -354,31 +234,14 @@ async fn describe_organizational_unit() {
 async fn describe_account() {
     let em = support::demo().await;
     let c = org(&em, MANAGEMENT);
-    let out = c
-        .describe_account()
-        .account_id(PROD_B)
-        .send()
-        .await
-        .expect("DescribeAccount");
+    let out = c.describe_account().account_id(PROD_B).send().await.expect("DescribeAccount");
     let a = out.account().expect("account");
     assert_eq!(a.id(), Some(PROD_B));
     assert_eq!(a.name(), Some("prod-data"));
     assert_eq!(a.email(), Some("aws-prod-data@example.com"));
-    assert_eq!(
-        a.joined_method(),
-        Some(&aws_sdk_organizations::types::AccountJoinedMethod::Created)
-    );
-    assert!(
-        a.arn().unwrap().ends_with(&format!("/{PROD_B}")),
-        "{:?}",
-        a.arn()
-    );
-    let mgmt = c
-        .describe_account()
-        .account_id(MANAGEMENT)
-        .send()
-        .await
-        .expect("DescribeAccount management");
+    assert_eq!(a.joined_method(), Some(&aws_sdk_organizations::types::AccountJoinedMethod::Created));
+    assert!(a.arn().unwrap().ends_with(&format!("/{PROD_B}")), "{:?}", a.arn());
+    let mgmt = c.describe_account().account_id(MANAGEMENT).send().await.expect("DescribeAccount management");
     assert_eq!(
         mgmt.account().unwrap().joined_method(),
         Some(&aws_sdk_organizations::types::AccountJoinedMethod::Invited)
@@ -393,12 +256,7 @@ async fn describe_account() {
         .expect("DescribeAccount as delegated admin");
     assert_eq!(out.account().unwrap().name(), Some("sandbox"));
 
-    let err = c
-        .describe_account()
-        .account_id("999999999999")
-        .send()
-        .await
-        .expect_err("unknown account");
+    let err = c.describe_account().account_id("999999999999").send().await.expect_err("unknown account");
     assert_eq!(support::code(&err), "AccountNotFoundException");
 }
 
@@ -408,36 +266,16 @@ async fn list_parents() {
     let c = org(&em, MANAGEMENT);
     let root = root_id(&c).await;
     let ous = top_ous(&c).await;
-    assert_eq!(
-        parent_of(&c, PROD_A).await,
-        (ous["Prod"].clone(), ParentType::OrganizationalUnit)
-    );
-    assert_eq!(
-        parent_of(&c, ADMIN).await,
-        (ous["Prod"].clone(), ParentType::OrganizationalUnit)
-    );
-    assert_eq!(
-        parent_of(&c, DEV).await,
-        (ous["Dev"].clone(), ParentType::OrganizationalUnit)
-    );
-    assert_eq!(
-        parent_of(&c, SANDBOX).await,
-        (ous["Sandbox"].clone(), ParentType::OrganizationalUnit)
-    );
-    assert_eq!(
-        parent_of(&c, MANAGEMENT).await,
-        (root.clone(), ParentType::Root)
-    );
+    assert_eq!(parent_of(&c, PROD_A).await, (ous["Prod"].clone(), ParentType::OrganizationalUnit));
+    assert_eq!(parent_of(&c, ADMIN).await, (ous["Prod"].clone(), ParentType::OrganizationalUnit));
+    assert_eq!(parent_of(&c, DEV).await, (ous["Dev"].clone(), ParentType::OrganizationalUnit));
+    assert_eq!(parent_of(&c, SANDBOX).await, (ous["Sandbox"].clone(), ParentType::OrganizationalUnit));
+    assert_eq!(parent_of(&c, MANAGEMENT).await, (root.clone(), ParentType::Root));
     for ou in ous.values() {
         assert_eq!(parent_of(&c, ou).await, (root.clone(), ParentType::Root));
     }
     for unknown in ["999999999999", "ou-zzzz-nothere"] {
-        let err = c
-            .list_parents()
-            .child_id(unknown)
-            .send()
-            .await
-            .expect_err("unknown child");
+        let err = c.list_parents().child_id(unknown).send().await.expect_err("unknown child");
         assert_eq!(support::code(&err), "ChildNotFoundException", "{unknown}");
     }
 }
@@ -451,41 +289,16 @@ async fn list_children() {
     let children = |parent: String, kind: ChildType| {
         let c = c.clone();
         async move {
-            let out = c
-                .list_children()
-                .parent_id(parent)
-                .child_type(kind.clone())
-                .send()
-                .await
-                .expect("ListChildren");
+            let out = c.list_children().parent_id(parent).child_type(kind.clone()).send().await.expect("ListChildren");
             assert!(out.children().iter().all(|ch| ch.r#type() == Some(&kind)));
-            out.children()
-                .iter()
-                .map(|ch| ch.id().unwrap().to_string())
-                .collect::<BTreeSet<_>>()
+            out.children().iter().map(|ch| ch.id().unwrap().to_string()).collect::<BTreeSet<_>>()
         }
     };
-    assert_eq!(
-        children(root.clone(), ChildType::OrganizationalUnit).await,
-        ous.values().cloned().collect()
-    );
-    assert_eq!(
-        children(root.clone(), ChildType::Account).await,
-        set([MANAGEMENT])
-    );
-    assert_eq!(
-        children(ous["Prod"].clone(), ChildType::Account).await,
-        set([ADMIN, PROD_A, PROD_B])
-    );
-    assert_eq!(
-        children(ous["Sandbox"].clone(), ChildType::Account).await,
-        set([SANDBOX])
-    );
-    assert!(
-        children(ous["Dev"].clone(), ChildType::OrganizationalUnit)
-            .await
-            .is_empty()
-    );
+    assert_eq!(children(root.clone(), ChildType::OrganizationalUnit).await, ous.values().cloned().collect());
+    assert_eq!(children(root.clone(), ChildType::Account).await, set([MANAGEMENT]));
+    assert_eq!(children(ous["Prod"].clone(), ChildType::Account).await, set([ADMIN, PROD_A, PROD_B]));
+    assert_eq!(children(ous["Sandbox"].clone(), ChildType::Account).await, set([SANDBOX]));
+    assert!(children(ous["Dev"].clone(), ChildType::OrganizationalUnit).await.is_empty());
 
     // Paging over children.
     let first = c
@@ -524,27 +337,13 @@ async fn list_tags_for_resource_shows_the_demo_tags() {
     let em = support::demo().await;
     let c = org(&em, MANAGEMENT);
     let tags = tags_of(&c, PROD_A).await;
-    assert_eq!(
-        tags.get("orgsec:criticality").map(String::as_str),
-        Some("4")
-    );
+    assert_eq!(tags.get("orgsec:criticality").map(String::as_str), Some("4"));
     assert_eq!(tags.get("team").map(String::as_str), Some("web"));
-    assert_eq!(
-        tags_of(&c, ADMIN)
-            .await
-            .get("orgsec:criticality")
-            .map(String::as_str),
-        Some("5")
-    );
+    assert_eq!(tags_of(&c, ADMIN).await.get("orgsec:criticality").map(String::as_str), Some("5"));
     assert!(tags_of(&c, MANAGEMENT).await.is_empty());
     // The delegated admin sees the same tags.
     assert_eq!(tags_of(&org(&em, ADMIN), PROD_A).await, tags);
-    let err = c
-        .list_tags_for_resource()
-        .resource_id("999999999999")
-        .send()
-        .await
-        .expect_err("unknown target");
+    let err = c.list_tags_for_resource().resource_id("999999999999").send().await.expect_err("unknown target");
     assert_eq!(support::code(&err), "TargetNotFoundException");
 }
 
@@ -561,39 +360,17 @@ async fn tag_then_untag_round_trip() {
         .expect("TagResource");
     let tags = tags_of(&c, DEV).await;
     assert_eq!(tags.get("owner").map(String::as_str), Some("alice"));
-    assert_eq!(
-        tags.get("orgsec:criticality").map(String::as_str),
-        Some("3"),
-        "overwritten"
-    );
-    assert_eq!(
-        tags.get("team").map(String::as_str),
-        Some("web"),
-        "untouched"
-    );
+    assert_eq!(tags.get("orgsec:criticality").map(String::as_str), Some("3"), "overwritten");
+    assert_eq!(tags.get("team").map(String::as_str), Some("web"), "untouched");
 
-    c.untag_resource()
-        .resource_id(DEV)
-        .tag_keys("owner")
-        .tag_keys("not-there")
-        .send()
-        .await
-        .expect("UntagResource");
+    c.untag_resource().resource_id(DEV).tag_keys("owner").tag_keys("not-there").send().await.expect("UntagResource");
     let tags = tags_of(&c, DEV).await;
     assert!(!tags.contains_key("owner"));
-    assert_eq!(
-        tags.get("orgsec:criticality").map(String::as_str),
-        Some("3")
-    );
+    assert_eq!(tags.get("orgsec:criticality").map(String::as_str), Some("3"));
     assert_eq!(tags.get("team").map(String::as_str), Some("web"));
 
-    let err = c
-        .tag_resource()
-        .resource_id("999999999999")
-        .tags(tag("a", "b"))
-        .send()
-        .await
-        .expect_err("unknown target");
+    let err =
+        c.tag_resource().resource_id("999999999999").tags(tag("a", "b")).send().await.expect_err("unknown target");
     assert_eq!(support::code(&err), "TargetNotFoundException");
 }
 
@@ -602,19 +379,9 @@ async fn list_delegated_administrators_includes_the_security_account() {
     let em = support::demo().await;
     let c = org(&em, MANAGEMENT);
     assert_eq!(delegated_admins(&c, None).await, set([ADMIN]));
-    assert_eq!(
-        delegated_admins(&c, Some("securityhub.amazonaws.com")).await,
-        set([ADMIN])
-    );
-    assert_eq!(
-        delegated_admins(&c, Some("guardduty.amazonaws.com")).await,
-        set([ADMIN])
-    );
-    assert!(
-        delegated_admins(&c, Some("ec2.amazonaws.com"))
-            .await
-            .is_empty()
-    );
+    assert_eq!(delegated_admins(&c, Some("securityhub.amazonaws.com")).await, set([ADMIN]));
+    assert_eq!(delegated_admins(&c, Some("guardduty.amazonaws.com")).await, set([ADMIN]));
+    assert!(delegated_admins(&c, Some("ec2.amazonaws.com")).await.is_empty());
     // The delegated admin can read the list too.
     assert_eq!(delegated_admins(&org(&em, ADMIN), None).await, set([ADMIN]));
 }
@@ -625,19 +392,10 @@ async fn register_and_deregister_delegated_administrator() {
     let c = org(&em, MANAGEMENT);
     let sp = "inspector2.amazonaws.com";
     // Before: a plain member cannot read the org.
-    let err = org(&em, DEV)
-        .list_accounts()
-        .send()
-        .await
-        .expect_err("plain member");
+    let err = org(&em, DEV).list_accounts().send().await.expect_err("plain member");
     assert_eq!(support::code(&err), "AccessDeniedException");
 
-    c.register_delegated_administrator()
-        .account_id(DEV)
-        .service_principal(sp)
-        .send()
-        .await
-        .expect("Register");
+    c.register_delegated_administrator().account_id(DEV).service_principal(sp).send().await.expect("Register");
     assert_eq!(delegated_admins(&c, Some(sp)).await, set([DEV]));
     assert_eq!(delegated_admins(&c, None).await, set([ADMIN, DEV]));
     // As a delegated admin it may read the org, but still not change it.
@@ -651,28 +409,14 @@ async fn register_and_deregister_delegated_administrator() {
         .expect_err("delegated admins cannot write");
     assert_eq!(support::code(&err), "AccessDeniedException");
 
-    let err = c
-        .register_delegated_administrator()
-        .account_id(DEV)
-        .service_principal(sp)
-        .send()
-        .await
-        .expect_err("twice");
+    let err =
+        c.register_delegated_administrator().account_id(DEV).service_principal(sp).send().await.expect_err("twice");
     assert_eq!(support::code(&err), "AccountAlreadyRegisteredException");
 
-    c.deregister_delegated_administrator()
-        .account_id(DEV)
-        .service_principal(sp)
-        .send()
-        .await
-        .expect("Deregister");
+    c.deregister_delegated_administrator().account_id(DEV).service_principal(sp).send().await.expect("Deregister");
     assert!(delegated_admins(&c, Some(sp)).await.is_empty());
     assert_eq!(delegated_admins(&c, None).await, set([ADMIN]));
-    let err = org(&em, DEV)
-        .list_accounts()
-        .send()
-        .await
-        .expect_err("no longer delegated");
+    let err = org(&em, DEV).list_accounts().send().await.expect_err("no longer delegated");
     assert_eq!(support::code(&err), "AccessDeniedException");
 
     let err = c
@@ -729,11 +473,8 @@ async fn enable_aws_service_access_then_list() {
     let em = support::demo().await;
     let c = org(&em, MANAGEMENT);
     let enabled = |c: Client| async move {
-        let out = c
-            .list_aws_service_access_for_organization()
-            .send()
-            .await
-            .expect("ListAWSServiceAccessForOrganization");
+        let out =
+            c.list_aws_service_access_for_organization().send().await.expect("ListAWSServiceAccessForOrganization");
         out.enabled_service_principals()
             .iter()
             .map(|p| p.service_principal().unwrap().to_string())
@@ -764,11 +505,7 @@ async fn enable_aws_service_access_then_list() {
     let after = enabled(c.clone()).await;
     assert!(after.contains("inspector2.amazonaws.com"));
     assert_eq!(after.len(), before.len() + 1);
-    assert_eq!(
-        enabled(org(&em, ADMIN)).await,
-        after,
-        "the delegated admin reads the same list"
-    );
+    assert_eq!(enabled(org(&em, ADMIN)).await, after, "the delegated admin reads the same list");
 
     let err = org(&em, ADMIN)
         .enable_aws_service_access()
@@ -784,13 +521,8 @@ async fn create_organizational_unit() {
     let em = support::demo().await;
     let c = org(&em, MANAGEMENT);
     let root = root_id(&c).await;
-    let out = c
-        .create_organizational_unit()
-        .parent_id(&root)
-        .name("Staging")
-        .send()
-        .await
-        .expect("CreateOrganizationalUnit");
+    let out =
+        c.create_organizational_unit().parent_id(&root).name("Staging").send().await.expect("CreateOrganizationalUnit");
     let ou = out.organizational_unit().expect("ou");
     let id = ou.id().unwrap().to_string();
     assert_eq!(ou.name(), Some("Staging"));
@@ -802,56 +534,21 @@ async fn create_organizational_unit() {
     assert_eq!(parent_of(&c, &id).await, (root.clone(), ParentType::Root));
     assert!(accounts_in(&c, &id).await.is_empty());
 
-    let err = c
-        .create_organizational_unit()
-        .parent_id(&root)
-        .name("Staging")
-        .send()
-        .await
-        .expect_err("duplicate");
+    let err = c.create_organizational_unit().parent_id(&root).name("Staging").send().await.expect_err("duplicate");
     assert_eq!(support::code(&err), "DuplicateOrganizationalUnitException");
-    let err = c
-        .create_organizational_unit()
-        .parent_id(&root)
-        .name("Prod")
-        .send()
-        .await
-        .expect_err("duplicate of a demo OU");
+    let err =
+        c.create_organizational_unit().parent_id(&root).name("Prod").send().await.expect_err("duplicate of a demo OU");
     assert_eq!(support::code(&err), "DuplicateOrganizationalUnitException");
 
     // The same name under another parent is fine: a nested OU.
-    let nested = c
-        .create_organizational_unit()
-        .parent_id(&id)
-        .name("Prod")
-        .send()
-        .await
-        .expect("nested OU");
-    let nested_id = nested
-        .organizational_unit()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        parent_of(&c, &nested_id).await,
-        (id.clone(), ParentType::OrganizationalUnit)
-    );
-    let under = c
-        .list_organizational_units_for_parent()
-        .parent_id(&id)
-        .send()
-        .await
-        .unwrap();
+    let nested = c.create_organizational_unit().parent_id(&id).name("Prod").send().await.expect("nested OU");
+    let nested_id = nested.organizational_unit().unwrap().id().unwrap().to_string();
+    assert_eq!(parent_of(&c, &nested_id).await, (id.clone(), ParentType::OrganizationalUnit));
+    let under = c.list_organizational_units_for_parent().parent_id(&id).send().await.unwrap();
     assert_eq!(under.organizational_units().len(), 1);
 
-    let err = c
-        .create_organizational_unit()
-        .parent_id("ou-zzzz-nothere")
-        .name("X")
-        .send()
-        .await
-        .expect_err("unknown parent");
+    let err =
+        c.create_organizational_unit().parent_id("ou-zzzz-nothere").name("X").send().await.expect_err("unknown parent");
     assert_eq!(support::code(&err), "ParentNotFoundException");
     let err = org(&em, ADMIN)
         .create_organizational_unit()
@@ -898,55 +595,23 @@ async fn create_account_then_enter_it() {
     let ids = all_account_ids(&c, 2).await;
     assert_eq!(ids.len(), 7);
     assert!(ids.contains(&account));
-    let a = c
-        .describe_account()
-        .account_id(&account)
-        .send()
-        .await
-        .expect("DescribeAccount");
+    let a = c.describe_account().account_id(&account).send().await.expect("DescribeAccount");
     assert_eq!(a.account().unwrap().email(), Some("aws-new@example.com"));
-    assert_eq!(
-        parent_of(&c, &account).await,
-        (root_id(&c).await, ParentType::Root)
-    );
-    assert_eq!(
-        tags_of(&c, &account)
-            .await
-            .get("orgsec:criticality")
-            .map(String::as_str),
-        Some("3")
-    );
+    assert_eq!(parent_of(&c, &account).await, (root_id(&c).await, ParentType::Root));
+    assert_eq!(tags_of(&c, &account).await.get("orgsec:criticality").map(String::as_str), Some("3"));
 
     // The management account enters it through OrganizationAccountAccessRole.
-    let conf = support::assume(
-        &em,
-        MANAGEMENT,
-        &account,
-        "OrganizationAccountAccessRole",
-        None,
-    )
-    .await;
-    let me = aws_sdk_sts::Client::new(&conf)
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("GetCallerIdentity");
+    let conf = support::assume(&em, MANAGEMENT, &account, "OrganizationAccountAccessRole", None).await;
+    let me = aws_sdk_sts::Client::new(&conf).get_caller_identity().send().await.expect("GetCallerIdentity");
     assert_eq!(me.account(), Some(account.as_str()));
     assert_eq!(
         me.arn(),
-        Some(
-            format!(
-                "arn:aws:sts::{account}:assumed-role/OrganizationAccountAccessRole/orgsec-test"
-            )
-            .as_str()
-        )
+        Some(format!("arn:aws:sts::{account}:assumed-role/OrganizationAccountAccessRole/orgsec-test").as_str())
     );
     // Nobody else is trusted.
     let err = aws_sdk_sts::Client::new(&support::config(&em, ADMIN))
         .assume_role()
-        .role_arn(format!(
-            "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
-        ))
+        .role_arn(format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"))
         .role_session_name("orgsec")
         .send()
         .await
@@ -973,23 +638,14 @@ async fn create_account_errors() {
         .await
         .expect_err("not management");
     assert_eq!(support::code(&err), "AccessDeniedException");
-    for unknown in [
-        "car-nothere",
-        "car-0000000000000000000000999999999999",
-        "no-prefix",
-        "car-ééééééa",
-    ] {
+    for unknown in ["car-nothere", "car-0000000000000000000000999999999999", "no-prefix", "car-ééééééa"] {
         let err = org(&em, MANAGEMENT)
             .describe_create_account_status()
             .create_account_request_id(unknown)
             .send()
             .await
             .expect_err("unknown request");
-        assert_eq!(
-            support::code(&err),
-            "CreateAccountStatusNotFoundException",
-            "{unknown}"
-        );
+        assert_eq!(support::code(&err), "CreateAccountStatusNotFoundException", "{unknown}");
     }
 }
 
@@ -1005,10 +661,7 @@ async fn move_account_between_ous() {
         .send()
         .await
         .expect("MoveAccount");
-    assert_eq!(
-        parent_of(&c, SANDBOX).await,
-        (ous["Dev"].clone(), ParentType::OrganizationalUnit)
-    );
+    assert_eq!(parent_of(&c, SANDBOX).await, (ous["Dev"].clone(), ParentType::OrganizationalUnit));
     assert_eq!(accounts_in(&c, &ous["Dev"]).await, set([DEV, SANDBOX]));
     assert!(accounts_in(&c, &ous["Sandbox"]).await.is_empty());
 
@@ -1021,10 +674,7 @@ async fn move_account_between_ous() {
         .send()
         .await
         .expect("MoveAccount to root");
-    assert_eq!(
-        parent_of(&c, SANDBOX).await,
-        (root.clone(), ParentType::Root)
-    );
+    assert_eq!(parent_of(&c, SANDBOX).await, (root.clone(), ParentType::Root));
     assert_eq!(accounts_in(&c, &root).await, set([MANAGEMENT, SANDBOX]));
 
     // A source the account is not in.
@@ -1037,11 +687,7 @@ async fn move_account_between_ous() {
         .await
         .expect_err("wrong source");
     assert_eq!(support::code(&err), "SourceParentNotFoundException");
-    assert_eq!(
-        parent_of(&c, DEV).await,
-        (ous["Dev"].clone(), ParentType::OrganizationalUnit),
-        "unmoved"
-    );
+    assert_eq!(parent_of(&c, DEV).await, (ous["Dev"].clone(), ParentType::OrganizationalUnit), "unmoved");
 
     let err = c
         .move_account()
@@ -1094,16 +740,8 @@ async fn non_management_accounts_cannot_tag() {
         assert_eq!(support::code(&err), "AccessDeniedException", "{account}");
     }
     let tags = tags_of(&org(&em, MANAGEMENT), PROD_A).await;
-    assert_eq!(
-        tags.get("orgsec:criticality").map(String::as_str),
-        Some("4"),
-        "unchanged"
-    );
-    assert_eq!(
-        tags.get("team").map(String::as_str),
-        Some("web"),
-        "unchanged"
-    );
+    assert_eq!(tags.get("orgsec:criticality").map(String::as_str), Some("4"), "unchanged");
+    assert_eq!(tags.get("team").map(String::as_str), Some("web"), "unchanged");
 }
 
 #[tokio::test]
@@ -1130,10 +768,7 @@ async fn malformed_json_is_a_serialization_exception() {
 async fn unknown_target_is_an_unknown_operation() {
     let em = support::demo().await;
     let auth = support::auth(MANAGEMENT, "organizations");
-    for target in [
-        "AWSOrganizationsV20161128.FrobnicateAccounts",
-        "SomethingElse.ListRoots",
-    ] {
+    for target in ["AWSOrganizationsV20161128.FrobnicateAccounts", "SomethingElse.ListRoots"] {
         let headers = [
             ("x-amz-target", target),
             ("content-type", "application/x-amz-json-1.1"),

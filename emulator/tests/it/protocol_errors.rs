@@ -19,17 +19,77 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { name: "securityhub GetFindings", method: "POST", path: "/findings", service: "securityhub", headers: &[("content-type", "application/json")] },
-        Case { name: "securityhub BatchUpdateFindings", method: "PATCH", path: "/findings/batchupdate", service: "securityhub", headers: &[("content-type", "application/json")] },
-        Case { name: "guardduty CreateDetector", method: "POST", path: "/detector", service: "guardduty", headers: &[("content-type", "application/json")] },
-        Case { name: "access-analyzer CreateAnalyzer", method: "PUT", path: "/analyzer", service: "access-analyzer", headers: &[("content-type", "application/json")] },
-        Case { name: "organizations ListAccounts", method: "POST", path: "/", service: "organizations", headers: &[("content-type", JSON11), ("x-amz-target", "AWSOrganizationsV20161128.ListAccounts")] },
-        Case { name: "config PutConfigRule", method: "POST", path: "/", service: "config", headers: &[("content-type", JSON11), ("x-amz-target", "StarlingDoveService.PutConfigRule")] },
+        Case {
+            name: "securityhub GetFindings",
+            method: "POST",
+            path: "/findings",
+            service: "securityhub",
+            headers: &[("content-type", "application/json")],
+        },
+        Case {
+            name: "securityhub BatchUpdateFindings",
+            method: "PATCH",
+            path: "/findings/batchupdate",
+            service: "securityhub",
+            headers: &[("content-type", "application/json")],
+        },
+        Case {
+            name: "guardduty CreateDetector",
+            method: "POST",
+            path: "/detector",
+            service: "guardduty",
+            headers: &[("content-type", "application/json")],
+        },
+        Case {
+            name: "access-analyzer CreateAnalyzer",
+            method: "PUT",
+            path: "/analyzer",
+            service: "access-analyzer",
+            headers: &[("content-type", "application/json")],
+        },
+        Case {
+            name: "organizations ListAccounts",
+            method: "POST",
+            path: "/",
+            service: "organizations",
+            headers: &[("content-type", JSON11), ("x-amz-target", "AWSOrganizationsV20161128.ListAccounts")],
+        },
+        Case {
+            name: "config PutConfigRule",
+            method: "POST",
+            path: "/",
+            service: "config",
+            headers: &[("content-type", JSON11), ("x-amz-target", "StarlingDoveService.PutConfigRule")],
+        },
         Case { name: "sts AssumeRole", method: "POST", path: "/", service: "sts", headers: &[("content-type", FORM)] },
-        Case { name: "iam UpdateAccountPasswordPolicy", method: "POST", path: "/", service: "iam", headers: &[("content-type", FORM)] },
-        Case { name: "ec2 AuthorizeSecurityGroupIngress", method: "POST", path: "/", service: "ec2", headers: &[("content-type", FORM)] },
-        Case { name: "s3control PutPublicAccessBlock", method: "PUT", path: "/v20180820/configuration/publicAccessBlock", service: "s3", headers: &[("x-amz-account-id", "222222222222")] },
-        Case { name: "s3 PutPublicAccessBlock", method: "PUT", path: "/some-bucket?publicAccessBlock", service: "s3", headers: &[] },
+        Case {
+            name: "iam UpdateAccountPasswordPolicy",
+            method: "POST",
+            path: "/",
+            service: "iam",
+            headers: &[("content-type", FORM)],
+        },
+        Case {
+            name: "ec2 AuthorizeSecurityGroupIngress",
+            method: "POST",
+            path: "/",
+            service: "ec2",
+            headers: &[("content-type", FORM)],
+        },
+        Case {
+            name: "s3control PutPublicAccessBlock",
+            method: "PUT",
+            path: "/v20180820/configuration/publicAccessBlock",
+            service: "s3",
+            headers: &[("x-amz-account-id", "222222222222")],
+        },
+        Case {
+            name: "s3 PutPublicAccessBlock",
+            method: "PUT",
+            path: "/some-bucket?publicAccessBlock",
+            service: "s3",
+            headers: &[],
+        },
     ]
 }
 
@@ -54,7 +114,8 @@ async fn malformed_json_gets_each_services_validation_error() {
         let c = cases().into_iter().find(|c| c.name == name).unwrap();
         let (status, body) = send(&em, &c, MANAGEMENT, b"{\"Filters\": [unterminated").await;
         assert_eq!(status, 400, "{name}: {body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: error body is not JSON ({e}): {body}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: error body is not JSON ({e}): {body}"));
         assert_eq!(v["__type"], code, "{name}: {body}");
         assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}: {body}");
     }
@@ -88,17 +149,38 @@ async fn malformed_xml_is_malformed_xml() {
 async fn unknown_operations_get_each_protocols_error() {
     let em = support::demo().await;
     let a = auth(MANAGEMENT, "organizations");
-    let (status, body) = support::raw(&em.url(), "POST", "/", &[("authorization", &a), ("content-type", JSON11), ("x-amz-target", "AWSOrganizationsV20161128.LaunchRockets")], b"{}").await;
+    let (status, body) = support::raw(
+        &em.url(),
+        "POST",
+        "/",
+        &[("authorization", &a), ("content-type", JSON11), ("x-amz-target", "AWSOrganizationsV20161128.LaunchRockets")],
+        b"{}",
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(body.contains("UnknownOperationException"), "{body}");
 
     let a = auth(MANAGEMENT, "sts");
-    let (status, body) = support::raw(&em.url(), "POST", "/", &[("authorization", &a), ("content-type", FORM)], b"Action=LaunchRockets&Version=2011-06-15").await;
+    let (status, body) = support::raw(
+        &em.url(),
+        "POST",
+        "/",
+        &[("authorization", &a), ("content-type", FORM)],
+        b"Action=LaunchRockets&Version=2011-06-15",
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(body.contains("<ErrorResponse>") && body.contains("<Code>InvalidAction</Code>"), "{body}");
 
     let a = auth(MANAGEMENT, "ec2");
-    let (status, body) = support::raw(&em.url(), "POST", "/", &[("authorization", &a), ("content-type", FORM)], b"Action=LaunchRockets&Version=2016-11-15").await;
+    let (status, body) = support::raw(
+        &em.url(),
+        "POST",
+        "/",
+        &[("authorization", &a), ("content-type", FORM)],
+        b"Action=LaunchRockets&Version=2016-11-15",
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(body.contains("<Response><Errors><Error><Code>InvalidAction</Code>"), "{body}");
 
@@ -108,7 +190,14 @@ async fn unknown_operations_get_each_protocols_error() {
     assert!(body.contains("UnknownOperationException"), "{body}");
 
     let a = auth(ADMIN, "kinesis");
-    let (status, body) = support::raw(&em.url(), "POST", "/", &[("authorization", &a), ("content-type", JSON11), ("x-amz-target", "Kinesis_20131202.ListStreams")], b"{}").await;
+    let (status, body) = support::raw(
+        &em.url(),
+        "POST",
+        "/",
+        &[("authorization", &a), ("content-type", JSON11), ("x-amz-target", "Kinesis_20131202.ListStreams")],
+        b"{}",
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(body.contains("UnknownService") && body.contains("kinesis"), "{body}");
 }
@@ -116,7 +205,8 @@ async fn unknown_operations_get_each_protocols_error() {
 #[tokio::test]
 async fn missing_or_unknown_credentials() {
     let em = support::demo().await;
-    let (status, body) = support::raw(&em.url(), "POST", "/findings", &[("content-type", "application/json")], b"{}").await;
+    let (status, body) =
+        support::raw(&em.url(), "POST", "/findings", &[("content-type", "application/json")], b"{}").await;
     assert_eq!(status, 403);
     assert!(body.contains("MissingAuthenticationTokenException"), "{body}");
     let a = auth("999999999999", "securityhub");
@@ -124,7 +214,14 @@ async fn missing_or_unknown_credentials() {
     assert_eq!(status, 403);
     assert!(body.contains("UnrecognizedClientException"), "{body}");
     let a = auth("999999999999", "iam");
-    let (status, body) = support::raw(&em.url(), "POST", "/", &[("authorization", &a), ("content-type", FORM)], b"Action=ListUsers&Version=2010-05-08").await;
+    let (status, body) = support::raw(
+        &em.url(),
+        "POST",
+        "/",
+        &[("authorization", &a), ("content-type", FORM)],
+        b"Action=ListUsers&Version=2010-05-08",
+    )
+    .await;
     assert_eq!(status, 403);
     assert!(body.contains("<Code>InvalidClientTokenId</Code>"), "{body}");
 }
@@ -180,6 +277,11 @@ async fn garbage_never_gets_a_5xx_or_a_dropped_connection() {
         }
         let account = [ADMIN, MANAGEMENT, "333333333333"][(next() % 3) as usize];
         let (status, text) = send(&em, c, account, &body).await;
-        assert!((200..500).contains(&status), "{} with {:?} -> {status}: {text}", c.name, String::from_utf8_lossy(&body));
+        assert!(
+            (200..500).contains(&status),
+            "{} with {:?} -> {status}: {text}",
+            c.name,
+            String::from_utf8_lossy(&body)
+        );
     }
 }

@@ -31,7 +31,14 @@ async fn all_findings(c: &Client, filters: Option<AwsSecurityFindingFilters>, pa
     let mut out = Vec::new();
     let mut token = None;
     loop {
-        let r = c.get_findings().set_filters(filters.clone()).max_results(page).set_next_token(token).send().await.expect("GetFindings");
+        let r = c
+            .get_findings()
+            .set_filters(filters.clone())
+            .max_results(page)
+            .set_next_token(token)
+            .send()
+            .await
+            .expect("GetFindings");
         out.extend(r.findings().iter().cloned());
         token = r.next_token().map(str::to_string);
         if token.is_none() {
@@ -58,8 +65,12 @@ async fn hub_lifecycle_enable_describe_update_disable() {
     // Default standards: FSBP and CIS 1.2.
     let enabled = c.get_enabled_standards().send().await.unwrap();
     let arns: Vec<&str> = enabled.standards_subscriptions().iter().filter_map(|s| s.standards_arn()).collect();
-    assert!(arns.contains(&FSBP) && arns.contains(&"arn:aws:securityhub:::ruleset/cis-aws-foundations-benchmark/v/1.2.0"), "{arns:?}");
-    let wrong = c.describe_hub().hub_arn("arn:aws:securityhub:us-east-1:666666666666:hub/other").send().await.unwrap_err();
+    assert!(
+        arns.contains(&FSBP) && arns.contains(&"arn:aws:securityhub:::ruleset/cis-aws-foundations-benchmark/v/1.2.0"),
+        "{arns:?}"
+    );
+    let wrong =
+        c.describe_hub().hub_arn("arn:aws:securityhub:us-east-1:666666666666:hub/other").send().await.unwrap_err();
     assert_eq!(code(&wrong), "ResourceNotFoundException");
 
     c.update_security_hub_configuration().auto_enable_controls(false).send().await.expect("update");
@@ -78,7 +89,12 @@ async fn hub_lifecycle_enable_describe_update_disable() {
     c.disable_security_hub().send().await.expect("disable");
     assert_eq!(code(&c.describe_hub().send().await.unwrap_err()), "InvalidAccessException");
     let w = em.shared().world.read();
-    assert!(w.findings["us-east-1"].iter().filter(|f| f.account == SANDBOX).all(|f| f.str_field("RecordState") == Some("ARCHIVED")));
+    assert!(
+        w.findings["us-east-1"]
+            .iter()
+            .filter(|f| f.account == SANDBOX)
+            .all(|f| f.str_field("RecordState") == Some("ARCHIVED"))
+    );
 }
 
 #[tokio::test]
@@ -176,7 +192,9 @@ hub_member = false
         .send()
         .await
         .unwrap();
-    let status = |r: aws_sdk_securityhub::operation::get_members::GetMembersOutput| r.members()[0].member_status().unwrap().to_string();
+    let status = |r: aws_sdk_securityhub::operation::get_members::GetMembersOutput| {
+        r.members()[0].member_status().unwrap().to_string()
+    };
     assert_eq!(status(admin.get_members().account_ids("777777777777").send().await.unwrap()), "Created");
     // Not associated yet: not listed by default.
     assert!(admin.list_members().send().await.unwrap().members().is_empty());
@@ -188,7 +206,13 @@ hub_member = false
     let invitations = partner.list_invitations().send().await.unwrap();
     let inv = &invitations.invitations()[0];
     assert_eq!(inv.account_id(), Some(ADMIN));
-    let wrong = partner.accept_administrator_invitation().administrator_id(ADMIN).invitation_id("nope").send().await.unwrap_err();
+    let wrong = partner
+        .accept_administrator_invitation()
+        .administrator_id(ADMIN)
+        .invitation_id("nope")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&wrong), "InvalidInputException");
     partner
         .accept_administrator_invitation()
@@ -214,7 +238,8 @@ async fn organization_admin_and_configuration() {
     let mgmt = hub(&em, MANAGEMENT);
     let admins = mgmt.list_organization_admin_accounts().send().await.unwrap();
     assert_eq!(admins.admin_accounts()[0].account_id(), Some(ADMIN));
-    let denied = hub(&em, PROD_A).enable_organization_admin_account().admin_account_id(PROD_A).send().await.unwrap_err();
+    let denied =
+        hub(&em, PROD_A).enable_organization_admin_account().admin_account_id(PROD_A).send().await.unwrap_err();
     assert_eq!(code(&denied), "AccessDeniedException");
     let conflict = mgmt.enable_organization_admin_account().admin_account_id(PROD_A).send().await.unwrap_err();
     assert_eq!(code(&conflict), "InvalidInputException");
@@ -240,7 +265,10 @@ async fn organization_admin_and_configuration() {
     mgmt.disable_organization_admin_account().admin_account_id(ADMIN).send().await.unwrap();
     assert!(mgmt.list_organization_admin_accounts().send().await.unwrap().admin_accounts().is_empty());
     mgmt.enable_organization_admin_account().admin_account_id(PROD_A).send().await.unwrap();
-    assert_eq!(mgmt.list_organization_admin_accounts().send().await.unwrap().admin_accounts()[0].account_id(), Some(PROD_A));
+    assert_eq!(
+        mgmt.list_organization_admin_accounts().send().await.unwrap().admin_accounts()[0].account_id(),
+        Some(PROD_A)
+    );
 }
 
 #[tokio::test]
@@ -259,7 +287,10 @@ async fn standards_enable_pending_then_ready_and_disable() {
     assert_eq!(r.standards_subscriptions()[0].standards_status(), Some(&StandardsStatus::Pending));
     let sub_arn = r.standards_subscriptions()[0].standards_subscription_arn().unwrap().to_string();
     let status_of = |out: aws_sdk_securityhub::operation::get_enabled_standards::GetEnabledStandardsOutput| {
-        out.standards_subscriptions().iter().find(|s| s.standards_arn() == Some(NIST)).and_then(|s| s.standards_status().cloned())
+        out.standards_subscriptions()
+            .iter()
+            .find(|s| s.standards_arn() == Some(NIST))
+            .and_then(|s| s.standards_status().cloned())
     };
     assert_eq!(status_of(c.get_enabled_standards().send().await.unwrap()), Some(StandardsStatus::Pending));
     support::raw(&em.url(), "POST", "/_emulator/clock", &[], br#"{"advance_ms": 60001}"#).await;
@@ -267,7 +298,9 @@ async fn standards_enable_pending_then_ready_and_disable() {
 
     let unknown = c
         .batch_enable_standards()
-        .standards_subscription_requests(StandardsSubscriptionRequest::builder().standards_arn("arn:aws:securityhub:::nope").build())
+        .standards_subscription_requests(
+            StandardsSubscriptionRequest::builder().standards_arn("arn:aws:securityhub:::nope").build(),
+        )
         .send()
         .await
         .unwrap_err();
@@ -292,7 +325,14 @@ async fn disabling_a_control_with_a_reason_archives_its_findings() {
     let mut controls = Vec::new();
     let mut token = None;
     loop {
-        let r = c.describe_standards_controls().standards_subscription_arn(fsbp_sub).max_results(20).set_next_token(token).send().await.unwrap();
+        let r = c
+            .describe_standards_controls()
+            .standards_subscription_arn(fsbp_sub)
+            .max_results(20)
+            .set_next_token(token)
+            .send()
+            .await
+            .unwrap();
         controls.extend(r.controls().iter().cloned());
         token = r.next_token().map(str::to_string);
         if token.is_none() {
@@ -304,7 +344,13 @@ async fn disabling_a_control_with_a_reason_archives_its_findings() {
     assert!(controls.len() > 40);
     let arn = ec2_7.standards_control_arn().unwrap().to_string();
 
-    let no_reason = c.update_standards_control().standards_control_arn(&arn).control_status(ControlStatus::Disabled).send().await.unwrap_err();
+    let no_reason = c
+        .update_standards_control()
+        .standards_control_arn(&arn)
+        .control_status(ControlStatus::Disabled)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&no_reason), "InvalidInputException");
     let missing = c
         .update_standards_control()
@@ -316,7 +362,10 @@ async fn disabling_a_control_with_a_reason_archives_its_findings() {
         .unwrap_err();
     assert_eq!(code(&missing), "ResourceNotFoundException", "EC2.13 is not part of FSBP");
 
-    let filters = AwsSecurityFindingFilters::builder().compliance_security_control_id(eq("EC2.7")).aws_account_id(eq(PROD_A)).build();
+    let filters = AwsSecurityFindingFilters::builder()
+        .compliance_security_control_id(eq("EC2.7"))
+        .aws_account_id(eq(PROD_A))
+        .build();
     let before = all_findings(&c, Some(filters.clone()), 100).await;
     assert_eq!(before[0].record_state(), Some(&RecordState::Active));
     assert_eq!(before[0].compliance().and_then(|x| x.status()), Some(&ComplianceStatus::Failed));
@@ -331,24 +380,56 @@ async fn disabling_a_control_with_a_reason_archives_its_findings() {
     let after = all_findings(&c, Some(filters.clone()), 100).await;
     // EC2.7 is also in CIS 3.0 (2.2.1): the finding stays, now associated with CIS only.
     assert_eq!(after[0].record_state(), Some(&RecordState::Active));
-    let assoc: Vec<&str> = after[0].compliance().unwrap().associated_standards().iter().filter_map(|s| s.standards_id()).collect();
+    let assoc: Vec<&str> =
+        after[0].compliance().unwrap().associated_standards().iter().filter_map(|s| s.standards_id()).collect();
     assert_eq!(assoc, vec!["standards/cis-aws-foundations-benchmark/v/3.0.0"]);
-    let cis_sub = subs.standards_subscriptions().iter().find(|s| s.standards_arn() == Some(CIS_3)).unwrap().standards_subscription_arn().unwrap();
+    let cis_sub = subs
+        .standards_subscriptions()
+        .iter()
+        .find(|s| s.standards_arn() == Some(CIS_3))
+        .unwrap()
+        .standards_subscription_arn()
+        .unwrap();
     let cis_controls = c.describe_standards_controls().standards_subscription_arn(cis_sub).send().await.unwrap();
-    let cis_arn = cis_controls.controls().iter().find(|x| x.control_id() == Some("EC2.7")).unwrap().standards_control_arn().unwrap().to_string();
-    c.update_standards_control().standards_control_arn(&cis_arn).control_status(ControlStatus::Disabled).disabled_reason("same").send().await.unwrap();
+    let cis_arn = cis_controls
+        .controls()
+        .iter()
+        .find(|x| x.control_id() == Some("EC2.7"))
+        .unwrap()
+        .standards_control_arn()
+        .unwrap()
+        .to_string();
+    c.update_standards_control()
+        .standards_control_arn(&cis_arn)
+        .control_status(ControlStatus::Disabled)
+        .disabled_reason("same")
+        .send()
+        .await
+        .unwrap();
     let archived = all_findings(&c, Some(filters.clone()), 100).await;
     assert_eq!(archived[0].record_state(), Some(&RecordState::Archived));
-    let desc = c.describe_standards_controls().standards_subscription_arn(fsbp_sub).max_results(100).send().await.unwrap();
+    let desc =
+        c.describe_standards_controls().standards_subscription_arn(fsbp_sub).max_results(100).send().await.unwrap();
     let disabled = desc.controls().iter().find(|x| x.control_id() == Some("EC2.7")).unwrap();
     assert_eq!(disabled.control_status(), Some(&ControlStatus::Disabled));
     assert_eq!(disabled.disabled_reason(), Some("Volumes are encrypted per workload by policy"));
-    let sc = c.batch_get_security_controls().security_control_ids("EC2.7").security_control_ids("Nope.1").send().await.unwrap();
+    let sc = c
+        .batch_get_security_controls()
+        .security_control_ids("EC2.7")
+        .security_control_ids("Nope.1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(sc.security_controls()[0].security_control_status().map(|s| s.as_str()), Some("DISABLED"));
     assert_eq!(sc.unprocessed_ids()[0].security_control_id(), Some("Nope.1"));
 
     // Re-enabling brings it back.
-    c.update_standards_control().standards_control_arn(&arn).control_status(ControlStatus::Enabled).send().await.unwrap();
+    c.update_standards_control()
+        .standards_control_arn(&arn)
+        .control_status(ControlStatus::Enabled)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(all_findings(&c, Some(filters), 100).await[0].record_state(), Some(&RecordState::Active));
 }
 
@@ -374,7 +455,9 @@ async fn get_findings_pages_filters_sorts_and_respects_visibility() {
         .severity_label(eq("HIGH"))
         .severity_label(eq("CRITICAL"))
         .record_state(eq("ACTIVE"))
-        .workflow_status(StringFilter::builder().value("RESOLVED").comparison(StringFilterComparison::NotEquals).build())
+        .workflow_status(
+            StringFilter::builder().value("RESOLVED").comparison(StringFilterComparison::NotEquals).build(),
+        )
         .build();
     let failed = all_findings(&admin, Some(f), 100).await;
     assert!(!failed.is_empty());
@@ -384,7 +467,9 @@ async fn get_findings_pages_filters_sorts_and_respects_visibility() {
         assert!(label == "HIGH" || label == "CRITICAL", "{label}");
     }
     // The GuardDuty and Access Analyzer findings arrive through their product ARNs.
-    let gd = AwsSecurityFindingFilters::builder().product_arn(eq("arn:aws:securityhub:us-east-1::product/aws/guardduty")).build();
+    let gd = AwsSecurityFindingFilters::builder()
+        .product_arn(eq("arn:aws:securityhub:us-east-1::product/aws/guardduty"))
+        .build();
     let gd = all_findings(&admin, Some(gd), 100).await;
     assert_eq!(gd.len(), 2, "crypto mining in 333333333333 and exposed credentials in 444444444444");
     let aa = AwsSecurityFindingFilters::builder()
@@ -484,20 +569,36 @@ async fn import_then_update_findings() {
 
     // The admin resolves a member's control finding with a note.
     let admin = hub(&em, ADMIN);
-    let ec2_7 = AwsSecurityFindingFilters::builder().compliance_security_control_id(eq("EC2.7")).aws_account_id(eq(DEV)).build();
+    let ec2_7 = AwsSecurityFindingFilters::builder()
+        .compliance_security_control_id(eq("EC2.7"))
+        .aws_account_id(eq(DEV))
+        .build();
     let target = &all_findings(&admin, Some(ec2_7.clone()), 10).await[0];
     admin
         .batch_update_findings()
-        .finding_identifiers(AwsSecurityFindingIdentifier::builder().id(target.id().unwrap()).product_arn(target.product_arn().unwrap()).build())
+        .finding_identifiers(
+            AwsSecurityFindingIdentifier::builder()
+                .id(target.id().unwrap())
+                .product_arn(target.product_arn().unwrap())
+                .build(),
+        )
         .workflow(WorkflowUpdate::builder().status(WorkflowStatus::Suppressed).build())
         .send()
         .await
         .unwrap();
-    assert_eq!(all_findings(&admin, Some(ec2_7), 10).await[0].workflow().and_then(|w| w.status()), Some(&WorkflowStatus::Suppressed));
+    assert_eq!(
+        all_findings(&admin, Some(ec2_7), 10).await[0].workflow().and_then(|w| w.status()),
+        Some(&WorkflowStatus::Suppressed)
+    );
     // Another member cannot touch it.
     let other = hub(&em, PROD_B)
         .batch_update_findings()
-        .finding_identifiers(AwsSecurityFindingIdentifier::builder().id(target.id().unwrap()).product_arn(target.product_arn().unwrap()).build())
+        .finding_identifiers(
+            AwsSecurityFindingIdentifier::builder()
+                .id(target.id().unwrap())
+                .product_arn(target.product_arn().unwrap())
+                .build(),
+        )
         .workflow(WorkflowUpdate::builder().status(WorkflowStatus::Resolved).build())
         .send()
         .await
@@ -512,11 +613,13 @@ async fn import_then_update_findings() {
 async fn action_targets_automation_rules_and_control_definitions() {
     let em = support::demo().await;
     let c = hub(&em, ADMIN);
-    let arn = c.create_action_target().name("Remediate").description("Send to orgsec").id("orgsecfix").send().await.unwrap();
+    let arn =
+        c.create_action_target().name("Remediate").description("Send to orgsec").id("orgsecfix").send().await.unwrap();
     assert_eq!(arn.action_target_arn(), Some("arn:aws:securityhub:us-east-1:222222222222:action/custom/orgsecfix"));
     let dup = c.create_action_target().name("Remediate").description("d").id("orgsecfix").send().await.unwrap_err();
     assert_eq!(code(&dup), "ResourceConflictException");
-    let described = c.describe_action_targets().action_target_arns(arn.action_target_arn().unwrap()).send().await.unwrap();
+    let described =
+        c.describe_action_targets().action_target_arns(arn.action_target_arn().unwrap()).send().await.unwrap();
     assert_eq!(described.action_targets()[0].name(), Some("Remediate"));
 
     let rule = c
@@ -528,7 +631,11 @@ async fn action_targets_automation_rules_and_control_definitions() {
         .actions(
             AutomationRulesAction::builder()
                 .r#type(AutomationRulesActionType::FindingFieldsUpdate)
-                .finding_fields_update(AutomationRulesFindingFieldsUpdate::builder().workflow(WorkflowUpdate::builder().status(WorkflowStatus::Suppressed).build()).build())
+                .finding_fields_update(
+                    AutomationRulesFindingFieldsUpdate::builder()
+                        .workflow(WorkflowUpdate::builder().status(WorkflowStatus::Suppressed).build())
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -557,7 +664,14 @@ async fn throttled_get_findings_is_retried_by_the_sdk() {
     let auth = support::auth(ADMIN, "securityhub");
     let mut codes = Vec::new();
     for _ in 0..8 {
-        let (status, body) = support::raw(&em.url(), "POST", "/findings", &[("authorization", &auth), ("content-type", "application/json")], b"{}").await;
+        let (status, body) = support::raw(
+            &em.url(),
+            "POST",
+            "/findings",
+            &[("authorization", &auth), ("content-type", "application/json")],
+            b"{}",
+        )
+        .await;
         codes.push((status, body.contains("TooManyRequestsException")));
     }
     assert!(codes.contains(&(429, true)), "{codes:?}");
@@ -575,7 +689,10 @@ async fn injected_faults_are_retried_or_surface_with_their_codes() {
         async move { support::raw(&url, "PUT", "/_emulator/faults", &[], body.as_bytes()).await }
     };
     // Always a 5xx: the SDK retries (3 attempts) then reports the service's code.
-    assert_eq!(set(r#"{"rules": [{"service": "securityhub", "operation": "DescribeHub", "error": 1.0}]}"#).await.0, 200);
+    assert_eq!(
+        set(r#"{"rules": [{"service": "securityhub", "operation": "DescribeHub", "error": 1.0}]}"#).await.0,
+        200
+    );
     let e = c.describe_hub().send().await.unwrap_err();
     assert_eq!(code(&e), "InternalException");
     // Only other operations are unaffected.

@@ -94,7 +94,8 @@ pub async fn raw(url: &str, method: &str, path: &str, headers: &[(&str, &str)], 
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = client.request(b.body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(body))).unwrap()).await.unwrap();
+    let resp =
+        client.request(b.body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(body))).unwrap()).await.unwrap();
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
