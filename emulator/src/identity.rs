@@ -48,10 +48,12 @@ impl Caller {
 
 /// Resolves an access key to a caller, or the error the service returns for a bad key.
 pub fn authenticate(world: &World, access_key: &str, service: Service) -> Result<Caller, AwsError> {
-    if let Some(account) = access_key.strip_prefix("AKID") {
-        if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && world.accounts.contains_key(account) {
-            return Ok(Caller::admin(account));
-        }
+    if let Some(account) = access_key.strip_prefix("AKID")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && world.accounts.contains_key(account)
+    {
+        return Ok(Caller::admin(account));
     }
     if let Some(session) = world.sessions.get(access_key) {
         if session.expires_ms <= world.now() {

@@ -43,8 +43,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     match args.log_format.as_str() {
-        "json" => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
-        "text" => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        "json" => tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).init(),
+        "text" => tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init(),
         other => anyhow::bail!("--log-format must be text or json, not {other}"),
     }
     let started = std::time::Instant::now();

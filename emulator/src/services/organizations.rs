@@ -177,12 +177,12 @@ pub fn handle(op: &str, call: &Call<'_>) -> AwsResult<Response> {
             let sp = input.str("ServicePrincipal")?;
             let mut seen = BTreeMap::new();
             for (acct, principal) in &org.delegated_admins {
-                if sp.is_none_or(|s| s == principal) {
-                    if let Some(a) = w.accounts.get(acct) {
-                        let mut v = account_json(org, a);
-                        v["DelegationEnabledDate"] = epoch_seconds(org.created_ms);
-                        seen.insert(acct.clone(), v);
-                    }
+                if sp.is_none_or(|s| s == principal)
+                    && let Some(a) = w.accounts.get(acct)
+                {
+                    let mut v = account_json(org, a);
+                    v["DelegationEnabledDate"] = epoch_seconds(org.created_ms);
+                    seen.insert(acct.clone(), v);
                 }
             }
             paged(&input, "DelegatedAdministrators", seen.into_values().collect(), 20)?
@@ -338,7 +338,7 @@ fn mutate(op: &str, call: &Call<'_>, input: &Input, w: &mut World) -> AwsResult<
                     break candidate;
                 }
             };
-            let account = create_account(w, &mgmt, &id, &name, &email, &role_name, tags, &call.region.to_string())?;
+            let account = create_account(w, &mgmt, &id, &name, &email, &role_name, tags, call.region)?;
             w.counters.record("organizations:CreateAccount", &id);
             Ok(json!({"CreateAccountStatus": create_status(&account)}))
         }

@@ -284,10 +284,10 @@ fn new_hub(
 fn describe_hub(call: &Call<'_>) -> AwsResult<Value> {
     let w = call.read();
     let h = hub(&w, call.account(), call.region)?;
-    if let Some(arn) = call.req.query_param("HubArn") {
-        if arn != h.arn {
-            return Err(not_found(format!("Hub {arn} does not exist")));
-        }
+    if let Some(arn) = call.req.query_param("HubArn")
+        && arn != h.arn
+    {
+        return Err(not_found(format!("Hub {arn} does not exist")));
     }
     Ok(json!({
         "HubArn": h.arn,
@@ -319,10 +319,11 @@ fn disable_security_hub(call: &Call<'_>) -> AwsResult<Value> {
 fn update_hub_configuration(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     let auto = input.bool("AutoEnableControls")?;
     let generator = input.str("ControlFindingGenerator")?.map(str::to_string);
-    if let Some(g) = &generator {
-        if g != "SECURITY_CONTROL" && g != "STANDARD_CONTROL" {
-            return Err(invalid("ControlFindingGenerator must be SECURITY_CONTROL or STANDARD_CONTROL"));
-        }
+    if let Some(g) = &generator
+        && g != "SECURITY_CONTROL"
+        && g != "STANDARD_CONTROL"
+    {
+        return Err(invalid("ControlFindingGenerator must be SECURITY_CONTROL or STANDARD_CONTROL"));
     }
     let (account, region) = (call.account().to_string(), call.region.to_string());
     let mut w = call.write();
@@ -372,20 +373,20 @@ fn create_members(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
         };
         let in_org = acct.in_org();
         let email = email.or_else(|| Some(acct.email.clone()));
-        if let Some(existing) = hub(&w, &admin, &region)?.members.get(&id) {
-            if existing.status == "Enabled" || existing.status == "Invited" {
-                continue;
-            }
+        if let Some(existing) = hub(&w, &admin, &region)?.members.get(&id)
+            && (existing.status == "Enabled" || existing.status == "Invited")
+        {
+            continue;
         }
         if let Some(other) = w.region(&id, &region).and_then(|r| r.hub.as_ref()).and_then(|h| h.administrator.as_ref())
+            && other.account_id != admin
+            && other.status == "Enabled"
         {
-            if other.account_id != admin && other.status == "Enabled" {
-                failed.push(unprocessed(
-                    &id,
-                    &format!("The account is already a member of administrator {}", other.account_id),
-                ));
-                continue;
-            }
+            failed.push(unprocessed(
+                &id,
+                &format!("The account is already a member of administrator {}", other.account_id),
+            ));
+            continue;
         }
         if in_org && org_admin {
             // Organization-managed: the member's hub is enabled if it was not, and it is
@@ -501,10 +502,10 @@ fn disassociate_members(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
         };
         m.status = "Removed".into();
         m.updated_ms = now;
-        if let Some(mh) = w.region_mut(id, &region).hub.as_mut() {
-            if mh.administrator.as_ref().is_some_and(|a| a.account_id == admin) {
-                mh.administrator = None;
-            }
+        if let Some(mh) = w.region_mut(id, &region).hub.as_mut()
+            && mh.administrator.as_ref().is_some_and(|a| a.account_id == admin)
+        {
+            mh.administrator = None;
         }
         w.mutated("securityhub:DisassociateMembers", id, id, &region);
     }
@@ -522,10 +523,10 @@ fn delete_members(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
             failed.push(unprocessed(id, "The account is not a member"));
             continue;
         }
-        if let Some(mh) = w.region_mut(id, &region).hub.as_mut() {
-            if mh.administrator.as_ref().is_some_and(|a| a.account_id == admin) {
-                mh.administrator = None;
-            }
+        if let Some(mh) = w.region_mut(id, &region).hub.as_mut()
+            && mh.administrator.as_ref().is_some_and(|a| a.account_id == admin)
+        {
+            mh.administrator = None;
         }
         if let Some(inv) = w.hub_invitations.get_mut(&(id.clone(), region.clone())) {
             inv.remove(&admin);
@@ -677,10 +678,10 @@ fn enable_org_admin(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     if !w.accounts.get(&id).is_some_and(|a| a.in_org()) {
         return Err(invalid(format!("Account {id} is not a member of the organization")));
     }
-    if let Some(cur) = w.org_admins.get(&("securityhub".to_string(), region.clone())) {
-        if cur != &id {
-            return Err(invalid(format!("Account {cur} is already the Security Hub administrator; disable it first")));
-        }
+    if let Some(cur) = w.org_admins.get(&("securityhub".to_string(), region.clone()))
+        && cur != &id
+    {
+        return Err(invalid(format!("Account {cur} is already the Security Hub administrator; disable it first")));
     }
     w.org_admins.insert(("securityhub".into(), region.clone()), id.clone());
     if let Some(o) = w.org.as_mut() {
@@ -731,10 +732,11 @@ fn list_org_admins(call: &Call<'_>) -> AwsResult<Value> {
 fn update_org_configuration(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     let auto = input.bool("AutoEnable")?;
     let standards = input.str("AutoEnableStandards")?.map(str::to_string);
-    if let Some(s) = &standards {
-        if s != "DEFAULT" && s != "NONE" {
-            return Err(invalid("AutoEnableStandards must be DEFAULT or NONE"));
-        }
+    if let Some(s) = &standards
+        && s != "DEFAULT"
+        && s != "NONE"
+    {
+        return Err(invalid("AutoEnableStandards must be DEFAULT or NONE"));
     }
     let (account, region) = (call.account().to_string(), call.region.to_string());
     let mut w = call.write();
@@ -1203,10 +1205,10 @@ fn batch_update_findings(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     let severity = match input.object("Severity")? {
         Some(s) => {
             let label = s.str("Label")?.map(str::to_string);
-            if let Some(l) = &label {
-                if !SEVERITY.contains(&l.as_str()) {
-                    return Err(invalid(format!("Severity.Label must be one of {SEVERITY:?}")));
-                }
+            if let Some(l) = &label
+                && !SEVERITY.contains(&l.as_str())
+            {
+                return Err(invalid(format!("Severity.Label must be one of {SEVERITY:?}")));
             }
             label
         }

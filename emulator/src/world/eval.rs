@@ -648,25 +648,25 @@ pub fn criterion_holds(crit: &Value, actual: Option<&str>) -> bool {
     let list = |k: &str| -> Vec<&str> {
         crit.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
     };
-    if let Some(eq) = crit.get("eq").map(|_| list("eq")) {
-        if !actual.is_some_and(|a| eq.contains(&a)) {
-            return false;
-        }
+    if let Some(eq) = crit.get("eq").map(|_| list("eq"))
+        && !actual.is_some_and(|a| eq.contains(&a))
+    {
+        return false;
     }
-    if let Some(neq) = crit.get("neq").map(|_| list("neq")) {
-        if actual.is_some_and(|a| neq.contains(&a)) {
-            return false;
-        }
+    if let Some(neq) = crit.get("neq").map(|_| list("neq"))
+        && actual.is_some_and(|a| neq.contains(&a))
+    {
+        return false;
     }
-    if let Some(c) = crit.get("contains").map(|_| list("contains")) {
-        if !actual.is_some_and(|a| c.iter().any(|x| a.contains(x))) {
-            return false;
-        }
+    if let Some(c) = crit.get("contains").map(|_| list("contains"))
+        && !actual.is_some_and(|a| c.iter().any(|x| a.contains(x)))
+    {
+        return false;
     }
-    if let Some(exists) = crit.get("exists").and_then(Value::as_bool) {
-        if actual.is_some() != exists {
-            return false;
-        }
+    if let Some(exists) = crit.get("exists").and_then(Value::as_bool)
+        && actual.is_some() != exists
+    {
+        return false;
     }
     true
 }
