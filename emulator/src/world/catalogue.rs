@@ -140,11 +140,12 @@ impl Standard {
 #[derive(Debug)]
 pub struct Catalogue {
     pub controls: Vec<Control>,
+    by_id: std::collections::HashMap<String, usize>,
 }
 
 impl Catalogue {
     pub fn get(&self, id: &str) -> Option<&Control> {
-        self.controls.iter().find(|c| c.id == id)
+        self.by_id.get(id).and_then(|i| self.controls.get(*i))
     }
 
     /// Controls of one standard, in catalogue order.
@@ -158,7 +159,11 @@ const CSV: &str = include_str!("../../data/securityhub-controls.csv");
 /// The catalogue, parsed once.
 pub fn catalogue() -> &'static Catalogue {
     static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
-    CATALOGUE.get_or_init(|| Catalogue { controls: parse(CSV) })
+    CATALOGUE.get_or_init(|| {
+        let controls = parse(CSV);
+        let by_id = controls.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
+        Catalogue { controls, by_id }
+    })
 }
 
 fn parse(csv: &str) -> Vec<Control> {

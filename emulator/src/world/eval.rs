@@ -518,7 +518,6 @@ fn exposures(world: &World, account: &str, region: &str, org_zone: bool) -> Vec<
             });
         }
     }
-    let org_accounts: BTreeSet<&str> = world.accounts.values().filter(|a| a.in_org()).map(|a| a.id.as_str()).collect();
     for role in acct.iam.roles.values() {
         let statements: Vec<&Value> = match role.trust_policy.get("Statement") {
             Some(Value::Array(a)) => a.iter().collect(),
@@ -536,7 +535,11 @@ fn exposures(world: &World, account: &str, region: &str, org_zone: bool) -> Vec<
             };
             for p in principals {
                 let other = p.strip_prefix("arn:aws:iam::").and_then(|r| r.split(':').next()).unwrap_or(&p).to_string();
-                let external = if org_zone { !org_accounts.contains(other.as_str()) } else { other != account };
+                let external = if org_zone {
+                    !world.accounts.get(other.as_str()).is_some_and(|a| a.in_org())
+                } else {
+                    other != account
+                };
                 if !external {
                     continue;
                 }
