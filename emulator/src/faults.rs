@@ -17,6 +17,24 @@ pub struct Rate {
     pub burst: f64,
 }
 
+/// Parses a rate-limit override `service:Operation=RATE/BURST` (or `service:*=RATE/BURST`),
+/// e.g. `securityhub:GetFindings=3/6`.
+pub fn parse_rate(spec: &str) -> Result<(String, Rate), String> {
+    let bad = |why: &str| format!("bad rate limit '{spec}': {why} (expected e.g. securityhub:GetFindings=3/6)");
+    let (key, value) = spec.split_once('=').ok_or_else(|| bad("missing '='"))?;
+    let (service, op) = key.split_once(':').ok_or_else(|| bad("the key is service:Operation"))?;
+    if Service::from_name(service).is_none() || op.is_empty() {
+        return Err(bad("unknown service or empty operation"));
+    }
+    let (rate, burst) = value.split_once('/').ok_or_else(|| bad("the value is RATE/BURST"))?;
+    let rate: f64 = rate.trim().parse().map_err(|_| bad("RATE is a number"))?;
+    let burst: f64 = burst.trim().parse().map_err(|_| bad("BURST is a number"))?;
+    if rate <= 0.0 || burst < 1.0 {
+        return Err(bad("RATE must be > 0 and BURST >= 1"));
+    }
+    Ok((key.to_string(), Rate { rate, burst }))
+}
+
 /// The default limit for an operation (per account and region).
 pub fn default_rate(service: Service, op: &str) -> Rate {
     let r = |rate: f64, burst: f64| Rate { rate, burst };
@@ -95,6 +113,49 @@ pub struct FaultRule {
 }
 
 impl FaultRule {
+    /// Parses `[service[:Operation]]:key=value,...` with keys `throttle`, `error` (probabilities)
+    /// and `latency_ms`, e.g. `securityhub:GetFindings:throttle=0.2,latency_ms=50` or
+    /// `ec2:error=0.1`. `*` stands for any service or operation.
+    pub fn parse(spec: &str) -> Result<FaultRule, String> {
+        let bad = |why: &str| {
+            format!(
+                "bad fault '{spec}': {why} (expected e.g. securityhub:GetFindings:throttle=0.2,error=0.1,latency_ms=50)"
+            )
+        };
+        let (scope, settings) = match spec.rsplit_once(':') {
+            Some((scope, settings)) if settings.contains('=') => (scope, settings),
+            None if spec.contains('=') => ("", spec),
+            _ => return Err(bad("no settings")),
+        };
+        let mut parts = scope.split(':').filter(|p| !p.is_empty() && *p != "*");
+        let service = parts.next().map(str::to_string);
+        let operation = parts.next().map(str::to_string);
+        if parts.next().is_some() {
+            return Err(bad("too many ':'"));
+        }
+        if let Some(s) = &service
+            && Service::from_name(s).is_none()
+        {
+            return Err(bad(&format!("unknown service '{s}'")));
+        }
+        let mut rule = FaultRule { service, operation, ..FaultRule::default() };
+        for kv in settings.split(',') {
+            let (k, v) = kv.split_once('=').ok_or_else(|| bad("settings are key=value"))?;
+            match k.trim() {
+                "throttle" | "error" => {
+                    let p: f64 = v.trim().parse().map_err(|_| bad("probabilities are numbers"))?;
+                    if !(0.0..=1.0).contains(&p) {
+                        return Err(bad("probabilities are in [0, 1]"));
+                    }
+                    if k.trim() == "throttle" { rule.throttle = p } else { rule.error = p }
+                }
+                "latency_ms" => rule.latency_ms = v.trim().parse().map_err(|_| bad("latency_ms is a whole number"))?,
+                other => return Err(bad(&format!("unknown setting '{other}'"))),
+            }
+        }
+        Ok(rule)
+    }
+
     fn matches(&self, service: Service, op: &str) -> bool {
         self.service.as_deref().is_none_or(|s| s == service.name()) && self.operation.as_deref().is_none_or(|o| o == op)
     }
@@ -204,6 +265,23 @@ mod tests {
             assert!(f.check("1", "r", Service::SecurityHub, "GetFindings", 1000).error.is_none());
         }
         assert!(f.check("1", "r", Service::SecurityHub, "GetFindings", 1000).error.is_some());
+    }
+
+    #[test]
+    fn fault_and_rate_specs_parse_or_say_why_not() {
+        let r = FaultRule::parse("securityhub:GetFindings:throttle=0.2,latency_ms=50").unwrap();
+        assert_eq!(r.service.as_deref(), Some("securityhub"));
+        assert_eq!(r.operation.as_deref(), Some("GetFindings"));
+        assert_eq!((r.throttle, r.error, r.latency_ms), (0.2, 0.0, 50));
+        let r = FaultRule::parse("error=0.5").unwrap();
+        assert_eq!((r.service, r.error), (None, 0.5));
+        assert!(FaultRule::parse("ec2:error=0.1").unwrap().operation.is_none());
+        assert!(FaultRule::parse("ec2:throttle=2").unwrap_err().contains("[0, 1]"));
+        assert!(FaultRule::parse("nosuch:error=0.1").unwrap_err().contains("unknown service"));
+        assert!(FaultRule::parse("ec2:oops=1").unwrap_err().contains("unknown setting"));
+        assert_eq!(parse_rate("guardduty:ListFindings=5/10").unwrap().1, Rate { rate: 5.0, burst: 10.0 });
+        assert!(parse_rate("guardduty:ListFindings=0/10").is_err());
+        assert!(parse_rate("ListFindings=5/10").is_err());
     }
 
     #[test]

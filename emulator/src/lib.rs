@@ -55,6 +55,8 @@ pub struct Builder {
     world: WorldConfig,
     max_body_bytes: usize,
     seed: u64,
+    faults: Vec<faults::FaultRule>,
+    rate_overrides: Vec<(String, faults::Rate)>,
 }
 
 impl Default for Builder {
@@ -66,6 +68,8 @@ impl Default for Builder {
             world: WorldConfig::default(),
             max_body_bytes: 8 * 1024 * 1024,
             seed: 1,
+            faults: Vec::new(),
+            rate_overrides: Vec::new(),
         }
     }
 }
@@ -113,13 +117,28 @@ impl Builder {
         self
     }
 
+    /// Adds a fault rule (also settable at run time through `/_emulator/faults`).
+    pub fn fault(mut self, rule: faults::FaultRule) -> Self {
+        self.faults.push(rule);
+        self
+    }
+
+    /// Overrides the rate limit of `service:Operation` (or `service:*`).
+    pub fn rate_limit(mut self, key: impl Into<String>, rate: faults::Rate) -> Self {
+        self.rate_overrides.push((key.into(), rate));
+        self
+    }
+
     /// Loads the scenario and builds the shared state without serving it.
     pub fn build(self) -> Result<Arc<Shared>, ScenarioError> {
         let world = scenario::load(&self.scenario, self.world.clone(), self.seed)?;
+        let mut f = faults::Faults::new(self.rate_limits, self.seed);
+        f.rules = self.faults;
+        f.overrides = self.rate_overrides.into_iter().collect();
         Ok(Arc::new(Shared {
             initial: world.clone(),
             world: RwLock::new(world),
-            faults: Mutex::new(faults::Faults::new(self.rate_limits, self.seed)),
+            faults: Mutex::new(f),
             max_body_bytes: self.max_body_bytes,
             request_seq: AtomicU64::new(0),
         }))

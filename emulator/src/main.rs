@@ -30,6 +30,14 @@ struct Args {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Inject faults: `[service[:Operation]:]throttle=P,error=P,latency_ms=N` (repeatable),
+    /// e.g. `--fault securityhub:GetFindings:throttle=0.2`.
+    #[arg(long = "fault", value_name = "SPEC", value_parser = orgsec_emulator::faults::FaultRule::parse)]
+    faults: Vec<orgsec_emulator::faults::FaultRule>,
+    /// Override a rate limit: `service:Operation=RATE/BURST` (repeatable), e.g.
+    /// `--rate-limit securityhub:GetFindings=3/6`.
+    #[arg(long = "rate-limit", value_name = "SPEC", value_parser = orgsec_emulator::faults::parse_rate)]
+    rate_limits: Vec<(String, orgsec_emulator::faults::Rate)>,
     /// Seed for generated ids and fault rolls.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -48,7 +56,14 @@ async fn main() -> anyhow::Result<()> {
         other => anyhow::bail!("--log-format must be text or json, not {other}"),
     }
     let started = std::time::Instant::now();
-    let em = orgsec_emulator::Emulator::builder()
+    let mut builder = orgsec_emulator::Emulator::builder();
+    for f in args.faults {
+        builder = builder.fault(f);
+    }
+    for (key, rate) in args.rate_limits {
+        builder = builder.rate_limit(key, rate);
+    }
+    let em = builder
         .scenario(&args.scenario)
         .listen(args.listen)
         .rate_limits(!args.no_rate_limits)
