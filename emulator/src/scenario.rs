@@ -19,7 +19,7 @@ use crate::world::catalogue::Standard;
 use crate::world::{
     AccessKey, Account, Analyzer, Bucket, ConfigState, Detector, GdMember, Hub, HubAdministrator, HubMember, IamState,
     IdGen, Instance, InstanceProfile, Organization, Ou, PasswordPolicy, PublicAccessBlock, Recorder, Role, RuleSource,
-    SecurityGroup, SgRule, StandardsSubscription, Threat, User, Volume, Vpc, World, WorldConfig,
+    SecurityGroup, SgRule, StandardsSubscription, Threat, User, Volume, World, WorldConfig,
 };
 
 /// Why a scenario could not be loaded.
@@ -574,39 +574,8 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
                 s3_public_access_block: a.s3_block_public_access.then_some(PublicAccessBlock::ALL),
             },
         );
-        // Default VPC and default security group.
-        let vpc_id = format!("vpc-{}", w.ids.hex(17));
-        let sg_id = format!("sg-{}", w.ids.hex(17));
-        let rule_in = format!("sgr-{}", w.ids.hex(17));
-        let rule_out = format!("sgr-{}", w.ids.hex(17));
+        w.add_default_vpc(&a.id, &region);
         let rs = w.region_mut(&a.id, &region);
-        rs.ec2.vpcs.insert(vpc_id.clone(), Vpc { id: vpc_id.clone(), cidr: "172.31.0.0/16".into(), is_default: true });
-        rs.ec2.security_groups.insert(
-            sg_id.clone(),
-            SecurityGroup {
-                id: sg_id.clone(),
-                name: "default".into(),
-                description: "default VPC security group".into(),
-                vpc_id: vpc_id.clone(),
-                ingress: vec![SgRule {
-                    id: rule_in,
-                    protocol: "-1".into(),
-                    from_port: None,
-                    to_port: None,
-                    source: RuleSource::Group(sg_id.clone()),
-                    description: None,
-                }],
-                egress: vec![SgRule {
-                    id: rule_out,
-                    protocol: "-1".into(),
-                    from_port: None,
-                    to_port: None,
-                    source: RuleSource::Ipv4("0.0.0.0/0".into()),
-                    description: None,
-                }],
-                tags: BTreeMap::new(),
-            },
-        );
         rs.ec2.ebs_encryption_by_default = a.ebs_encryption_by_default;
     }
     w.org = Some(org);

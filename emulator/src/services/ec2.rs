@@ -322,33 +322,6 @@ fn filters(p: &Params, allowed: &[&str]) -> AwsResult<Vec<Filter>> {
     Ok(out)
 }
 
-/// EC2 filter values: case-sensitive, `*` for any run of characters and `?` for one.
-fn wildcard(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 /// Whether a resource passes every filter; `field` gives the resource's values for a
 /// non-tag filter name.
 fn passes(filters: &[Filter], tags: &BTreeMap<String, String>, field: impl Fn(&str) -> Vec<String>) -> bool {
@@ -362,7 +335,7 @@ fn passes(filters: &[Filter], tags: &BTreeMap<String, String>, field: impl Fn(&s
         } else {
             field(&f.name)
         };
-        actual.iter().any(|a| f.values.iter().any(|v| wildcard(v, a)))
+        actual.iter().any(|a| f.values.iter().any(|v| crate::wire::wildcard(v, a)))
     })
 }
 
@@ -2239,34 +2212,8 @@ fn create_vpc(cx: &Cx<'_>, x: &mut Xml) -> AwsResult<()> {
     if region_of(w, cx.account, cx.region).ec2.vpcs.len() >= 5 {
         return Err(bad("VpcLimitExceeded", "The maximum number of VPCs has been reached."));
     }
-    let vpc_id = format!("vpc-{}", w.ids.hex(17));
-    let sg_id = format!("sg-{}", w.ids.hex(17));
-    let rule_in = format!("sgr-{}", w.ids.hex(17));
-    let rule_out = format!("sgr-{}", w.ids.hex(17));
-    let vpc = Vpc { id: vpc_id.clone(), cidr: cidr.to_string(), is_default: false };
-    let sg = SecurityGroup {
-        id: sg_id.clone(),
-        name: "default".into(),
-        description: "default VPC security group".into(),
-        vpc_id: vpc_id.clone(),
-        ingress: vec![SgRule {
-            id: rule_in,
-            protocol: "-1".into(),
-            from_port: None,
-            to_port: None,
-            source: RuleSource::Group(sg_id.clone()),
-            description: None,
-        }],
-        egress: vec![SgRule {
-            id: rule_out,
-            protocol: "-1".into(),
-            from_port: None,
-            to_port: None,
-            source: RuleSource::Ipv4("0.0.0.0/0".into()),
-            description: None,
-        }],
-        tags: BTreeMap::new(),
-    };
+    let (vpc, sg) = w.new_vpc(cidr, false);
+    let (vpc_id, sg_id) = (vpc.id.clone(), sg.id.clone());
     x.open("vpc");
     vpc_fields(cx, x, &vpc, "pending");
     x.close("vpc");
@@ -2322,11 +2269,11 @@ mod tests {
 
     #[test]
     fn wildcards_match_like_ec2_filters() {
-        assert!(wildcard("web-*", "web-admin"));
-        assert!(wildcard("?eb-admin", "web-admin"));
-        assert!(!wildcard("Web-*", "web-admin"));
-        assert!(wildcard("*", ""));
-        assert!(!wildcard("web", "web-admin"));
+        assert!(crate::wire::wildcard("web-*", "web-admin"));
+        assert!(crate::wire::wildcard("?eb-admin", "web-admin"));
+        assert!(!crate::wire::wildcard("Web-*", "web-admin"));
+        assert!(crate::wire::wildcard("*", ""));
+        assert!(!crate::wire::wildcard("web", "web-admin"));
     }
 
     #[test]

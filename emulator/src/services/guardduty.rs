@@ -1228,34 +1228,6 @@ fn same(v: &Value, s: &str) -> bool {
     }
 }
 
-/// `*` matches any run of characters, `?` any one.
-fn glob(pattern: &str, s: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = s.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(sp) = star {
-            pi = sp + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 const STRING_OPS: &[&str] = &["eq", "neq", "equals", "notEquals", "matches", "notMatches"];
 const NUMBER_OPS: &[&str] =
     &["gt", "gte", "lt", "lte", "greaterThan", "greaterThanOrEqual", "lessThan", "lessThanOrEqual"];
@@ -1312,8 +1284,8 @@ fn holds(f: &Value, path: &str, ops: &Map<String, Value>) -> bool {
         match op.as_str() {
             "eq" | "equals" => strs(arg).iter().any(|s| vals.iter().any(|v| same(v, s))),
             "neq" | "notEquals" => !strs(arg).iter().any(|s| vals.iter().any(|v| same(v, s))),
-            "matches" => strs(arg).iter().any(|p| vals.iter().any(|v| glob(p, &text(v)))),
-            "notMatches" => !strs(arg).iter().any(|p| vals.iter().any(|v| glob(p, &text(v)))),
+            "matches" => strs(arg).iter().any(|p| vals.iter().any(|v| crate::wire::wildcard(p, &text(v)))),
+            "notMatches" => !strs(arg).iter().any(|p| vals.iter().any(|v| crate::wire::wildcard(p, &text(v)))),
             "gt" | "greaterThan" => any_num(|a, b| a > b),
             "gte" | "greaterThanOrEqual" => any_num(|a, b| a >= b),
             "lt" | "lessThan" => any_num(|a, b| a < b),
@@ -1693,10 +1665,10 @@ mod tests {
 
     #[test]
     fn globs_and_paths() {
-        assert!(glob("Crypto*", "CryptoCurrency:EC2/BitcoinTool.B!DNS"));
-        assert!(glob("*Bitcoin*", "CryptoCurrency:EC2/BitcoinTool.B!DNS"));
-        assert!(!glob("Recon*", "CryptoCurrency:EC2/BitcoinTool.B!DNS"));
-        assert!(glob("i-?", "i-1"));
+        assert!(crate::wire::wildcard("Crypto*", "CryptoCurrency:EC2/BitcoinTool.B!DNS"));
+        assert!(crate::wire::wildcard("*Bitcoin*", "CryptoCurrency:EC2/BitcoinTool.B!DNS"));
+        assert!(!crate::wire::wildcard("Recon*", "CryptoCurrency:EC2/BitcoinTool.B!DNS"));
+        assert!(crate::wire::wildcard("i-?", "i-1"));
         let f = json!({"resource": {"instanceDetails": {"tags": [{"key": "Name", "value": "miner-1"}]}}, "severity": 8.0,
                        "service": {"archived": false}});
         let vals: Vec<String> = values_at(&f, "resource.instanceDetails.tags.value").into_iter().map(text).collect();

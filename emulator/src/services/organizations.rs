@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::error::{AwsError, AwsResult};
 use crate::services::{Call, known};
 use crate::wire::{Input, Request, Response, epoch_seconds};
-use crate::world::{Account, IamState, Organization, Ou, Role, RuleSource, SecurityGroup, SgRule, Vpc, World};
+use crate::world::{Account, IamState, Organization, Ou, Role, World};
 
 const OPS: &[&str] = &[
     "DescribeOrganization",
@@ -391,37 +391,7 @@ fn create_account(
         s3_public_access_block: None,
     };
     w.accounts.insert(id.to_string(), account.clone());
-    let vpc = format!("vpc-{}", w.ids.hex(17));
-    let sg = format!("sg-{}", w.ids.hex(17));
-    let (r_in, r_out) = (format!("sgr-{}", w.ids.hex(17)), format!("sgr-{}", w.ids.hex(17)));
-    let rs = w.region_mut(id, region);
-    rs.ec2.vpcs.insert(vpc.clone(), Vpc { id: vpc.clone(), cidr: "172.31.0.0/16".into(), is_default: true });
-    rs.ec2.security_groups.insert(
-        sg.clone(),
-        SecurityGroup {
-            id: sg.clone(),
-            name: "default".into(),
-            description: "default VPC security group".into(),
-            vpc_id: vpc,
-            ingress: vec![SgRule {
-                id: r_in,
-                protocol: "-1".into(),
-                from_port: None,
-                to_port: None,
-                source: RuleSource::Group(sg.clone()),
-                description: None,
-            }],
-            egress: vec![SgRule {
-                id: r_out,
-                protocol: "-1".into(),
-                from_port: None,
-                to_port: None,
-                source: RuleSource::Ipv4("0.0.0.0/0".into()),
-                description: None,
-            }],
-            tags: BTreeMap::new(),
-        },
-    );
+    w.add_default_vpc(id, region);
     Ok(account)
 }
 

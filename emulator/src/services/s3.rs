@@ -204,21 +204,6 @@ fn xml_response(x: Xml) -> Response {
     r
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
 // A small XML tree for request bodies
 
@@ -541,7 +526,7 @@ fn head_bucket(call: &Call<'_>, name: &str) -> AwsResult<Response> {
 fn get_location(call: &Call<'_>, name: &str) -> AwsResult<Response> {
     let w = call.read();
     let b = owned(&w, call, name)?;
-    let constraint = if b.region == "us-east-1" { String::new() } else { escape(&b.region) };
+    let constraint = if b.region == "us-east-1" { String::new() } else { crate::wire::xml_escape(&b.region) };
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><LocationConstraint xmlns=\"{NS}\">{constraint}</LocationConstraint>"
     );
@@ -765,7 +750,7 @@ fn get_acl(call: &Call<'_>, name: &str) -> AwsResult<Response> {
     let w = call.read();
     let b = owned(&w, call, name)?;
     let id = canonical_id(&b.owner);
-    let display = escape(&display_name(&w, &b.owner));
+    let display = crate::wire::xml_escape(&display_name(&w, &b.owner));
     let xsi = "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"";
     let mut body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><AccessControlPolicy xmlns=\"{NS}\"><Owner><ID>{id}</ID><DisplayName>{display}</DisplayName></Owner><AccessControlList>"

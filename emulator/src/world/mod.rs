@@ -722,6 +722,42 @@ impl World {
         }
     }
 
+    /// A new VPC with the default security group AWS creates in every VPC (all traffic in from
+    /// the group itself, all traffic out). Not inserted: the caller decides where it goes.
+    pub fn new_vpc(&mut self, cidr: &str, is_default: bool) -> (Vpc, SecurityGroup) {
+        let vpc_id = format!("vpc-{}", self.ids.hex(17));
+        let sg_id = format!("sg-{}", self.ids.hex(17));
+        let all = |id: String, source: RuleSource| SgRule {
+            id,
+            protocol: "-1".into(),
+            from_port: None,
+            to_port: None,
+            source,
+            description: None,
+        };
+        let ingress = vec![all(format!("sgr-{}", self.ids.hex(17)), RuleSource::Group(sg_id.clone()))];
+        let egress = vec![all(format!("sgr-{}", self.ids.hex(17)), RuleSource::Ipv4("0.0.0.0/0".into()))];
+        let vpc = Vpc { id: vpc_id.clone(), cidr: cidr.to_string(), is_default };
+        let sg = SecurityGroup {
+            id: sg_id,
+            name: "default".into(),
+            description: "default VPC security group".into(),
+            vpc_id,
+            ingress,
+            egress,
+            tags: BTreeMap::new(),
+        };
+        (vpc, sg)
+    }
+
+    /// Gives an account-region its default VPC (172.31.0.0/16) and default security group.
+    pub fn add_default_vpc(&mut self, account: &str, region: &str) {
+        let (vpc, sg) = self.new_vpc("172.31.0.0/16", true);
+        let ec2 = &mut self.region_mut(account, region).ec2;
+        ec2.vpcs.insert(vpc.id.clone(), vpc);
+        ec2.security_groups.insert(sg.id.clone(), sg);
+    }
+
     /// The path of OU names from the root to the account's parent, e.g. `Root/Prod`.
     pub fn ou_path(&self, account: &str) -> Option<String> {
         let org = self.org.as_ref()?;
