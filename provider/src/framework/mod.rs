@@ -1,0 +1,11 @@
+//! The provider's own model, free of protobuf types: schemas, diagnostics with attribute paths,
+//! and the provider configuration. [`crate::grpc`] translates between this and tfplugin6.
+
+pub mod config;
+pub mod diag;
+pub mod provider;
+pub mod schema;
+
+pub use diag::{AttrPath, Diagnostic, Diagnostics, Severity};
+pub use provider::Provider;
+pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema};

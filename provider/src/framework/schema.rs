@@ -1,0 +1,132 @@
+//! Typed schemas: what a provider, resource or data source accepts and returns. The value type
+//! of a block is derived from its schema, so decoding a DynamicValue never needs a second source
+//! of truth.
+
+use std::collections::BTreeMap;
+
+use crate::tfvalue::Type;
+
+/// A versioned schema (the version drives state upgrades).
+#[derive(Debug, Clone)]
+pub struct Schema {
+    pub version: i64,
+    pub block: Block,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    pub description: &'static str,
+    pub attributes: Vec<Attribute>,
+    pub blocks: Vec<NestedBlock>,
+}
+
+/// How a nested block repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nesting {
+    Single,
+    List,
+    Set,
+}
+
+#[derive(Debug, Clone)]
+pub struct NestedBlock {
+    pub name: &'static str,
+    pub nesting: Nesting,
+    pub block: Block,
+    pub min_items: i64,
+    pub max_items: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attribute {
+    pub name: &'static str,
+    pub ty: Type,
+    pub description: &'static str,
+    pub required: bool,
+    pub optional: bool,
+    pub computed: bool,
+    pub sensitive: bool,
+    /// A change to this attribute replaces the resource.
+    pub requires_replace: bool,
+    /// When computed and unknown in the plan, keep the prior state's value.
+    pub use_state_for_unknown: bool,
+}
+
+impl Attribute {
+    fn new(name: &'static str, ty: Type, description: &'static str) -> Attribute {
+        Attribute {
+            name,
+            ty,
+            description,
+            required: false,
+            optional: false,
+            computed: false,
+            sensitive: false,
+            requires_replace: false,
+            use_state_for_unknown: false,
+        }
+    }
+
+    pub fn required(name: &'static str, ty: Type, description: &'static str) -> Attribute {
+        Attribute { required: true, ..Attribute::new(name, ty, description) }
+    }
+
+    pub fn optional(name: &'static str, ty: Type, description: &'static str) -> Attribute {
+        Attribute { optional: true, ..Attribute::new(name, ty, description) }
+    }
+
+    /// Set by the provider, never by the user.
+    pub fn computed(name: &'static str, ty: Type, description: &'static str) -> Attribute {
+        Attribute { computed: true, ..Attribute::new(name, ty, description) }
+    }
+
+    /// Set by the user or, when omitted, by the provider.
+    pub fn optional_computed(name: &'static str, ty: Type, description: &'static str) -> Attribute {
+        Attribute { optional: true, computed: true, ..Attribute::new(name, ty, description) }
+    }
+
+    pub fn sensitive(mut self) -> Attribute {
+        self.sensitive = true;
+        self
+    }
+
+    pub fn requires_replace(mut self) -> Attribute {
+        self.requires_replace = true;
+        self
+    }
+
+    pub fn use_state_for_unknown(mut self) -> Attribute {
+        self.use_state_for_unknown = true;
+        self
+    }
+}
+
+impl Block {
+    /// The object type of this block's values.
+    pub fn value_type(&self) -> Type {
+        let mut attrs: BTreeMap<String, Type> = BTreeMap::new();
+        for a in &self.attributes {
+            attrs.insert(a.name.to_string(), a.ty.clone());
+        }
+        for b in &self.blocks {
+            let inner = b.block.value_type();
+            let ty = match b.nesting {
+                Nesting::Single => inner,
+                Nesting::List => Type::List(Box::new(inner)),
+                Nesting::Set => Type::Set(Box::new(inner)),
+            };
+            attrs.insert(b.name.to_string(), ty);
+        }
+        Type::object(attrs)
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+}
+
+impl Schema {
+    pub fn value_type(&self) -> Type {
+        self.block.value_type()
+    }
+}
