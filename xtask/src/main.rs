@@ -1,8 +1,9 @@
 //! Development commands, run as `cargo xtask <command>`:
 //!
 //! - `ci`: everything CI checks, in order: formatting, clippy, every Rust test, the botocore
-//!   second-client suite, and the benchmarks in quick mode. `.ci/run` calls exactly this.
-//! - `test`: the Rust tests and the botocore suite, without lints.
+//!   second-client suite, the acceptance suite with real Terraform, and the benchmarks in quick
+//!   mode. `.ci/run` calls exactly this.
+//! - `test`: the Rust tests, the botocore suite and the acceptance suite, without lints.
 //! - `bench`: the benchmarks in release mode with full-size inputs (figures for
 //!   docs/benchmarks.md).
 //! - `demo`: the emulator with the demo organization on 127.0.0.1:4566.
@@ -48,7 +49,8 @@ fn main() -> anyhow::Result<()> {
 
 fn tests() -> anyhow::Result<()> {
     step("rust tests", &["cargo", "test", "--locked", "--workspace"])?;
-    step("botocore second-client tests", &["bash", "scripts/botocore-tests.sh"])
+    step("botocore second-client tests", &["bash", "scripts/botocore-tests.sh"])?;
+    step("acceptance tests with real Terraform", &["bash", "scripts/acceptance.sh"])
 }
 
 fn step(name: &str, cmd: &[&str]) -> anyhow::Result<()> {

