@@ -3,9 +3,12 @@
 
 pub mod config;
 pub mod diag;
+pub mod plan;
 pub mod provider;
+pub mod resource;
 pub mod schema;
 
 pub use diag::{AttrPath, Diagnostic, Diagnostics, Severity};
 pub use provider::Provider;
+pub use resource::{BoxFuture, Ctx, Resource};
 pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema};

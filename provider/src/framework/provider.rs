@@ -5,7 +5,9 @@ use std::sync::RwLock;
 
 use super::config::{self, ProviderConfig};
 use super::diag::Diagnostics;
+use super::resource::{Ctx, Resource};
 use super::schema::Schema;
+use crate::aws::Aws;
 use crate::tfvalue::Value;
 
 /// Source of environment variables (the process environment, or a map in tests).
@@ -14,6 +16,8 @@ pub type Env = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct Provider {
     env: Env,
     configured: RwLock<Option<ProviderConfig>>,
+    aws: RwLock<Option<Aws>>,
+    resources: Vec<Box<dyn Resource>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -30,7 +34,7 @@ impl Default for Provider {
 
 impl Provider {
     pub fn new(env: Env) -> Provider {
-        Provider { env, configured: RwLock::new(None) }
+        Provider { env, configured: RwLock::new(None), aws: RwLock::new(None), resources: Vec::new() }
     }
 
     pub fn schema(&self) -> Schema {
@@ -39,7 +43,18 @@ impl Provider {
 
     /// Resource type names, e.g. `orgsec_securityhub_account`.
     pub fn resource_types(&self) -> Vec<&'static str> {
-        Vec::new()
+        self.resources.iter().map(|r| r.type_name()).collect()
+    }
+
+    /// The provider with these managed resources offered.
+    pub fn with_resources(mut self, r: Vec<Box<dyn Resource>>) -> Self {
+        self.resources = r;
+        self
+    }
+
+    /// The managed resource named `type_name`, if the provider offers it.
+    pub fn resource(&self, type_name: &str) -> Option<&dyn Resource> {
+        self.resources.iter().find(|r| r.type_name() == type_name).map(|r| &**r)
     }
 
     /// Data source type names.
@@ -52,16 +67,39 @@ impl Provider {
         config::from_value(config, &*self.env).1
     }
 
-    /// Accepts the provider block for the rest of the run.
-    pub fn configure(&self, config: &Value) -> Diagnostics {
-        let (c, d) = config::from_value(config, &*self.env);
-        if !d.has_errors() {
-            match self.configured.write() {
-                Ok(mut slot) => *slot = Some(c),
-                Err(poisoned) => *poisoned.into_inner() = Some(c),
+    /// Accepts the provider block for the rest of the run: validates it, connects to AWS and checks
+    /// the credentials (after assuming the role), so that a bad configuration fails here, once,
+    /// with one clear error.
+    pub async fn configure(&self, config: &Value) -> Diagnostics {
+        let (c, mut d) = config::from_value(config, &*self.env);
+        if d.has_errors() {
+            return d;
+        }
+        match Aws::connect(&c).await {
+            Ok(aws) => {
+                tracing::info!(account = %aws.account_id, region = %aws.region, "provider configured");
+                set(&self.aws, Some(aws));
+                set(&self.configured, Some(c));
             }
+            Err(why) => d.error("Cannot connect to AWS", why),
         }
         d
+    }
+
+    /// What resource calls need; an error when ConfigureProvider has not succeeded.
+    pub fn ctx(&self) -> Result<Ctx, Diagnostics> {
+        let aws = match self.aws.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        match aws {
+            Some(aws) => Ok(Ctx { aws }),
+            None => {
+                let mut d = Diagnostics::default();
+                d.error("Provider not configured", "The orgsec provider was used before it was configured.");
+                Err(d)
+            }
+        }
     }
 
     /// The configuration accepted by [`Provider::configure`], if any.
@@ -70,5 +108,12 @@ impl Provider {
             Ok(c) => c.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+}
+
+fn set<T>(slot: &RwLock<T>, value: T) {
+    match slot.write() {
+        Ok(mut s) => *s = value,
+        Err(poisoned) => *poisoned.into_inner() = value,
     }
 }
