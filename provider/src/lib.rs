@@ -5,8 +5,11 @@
 //! - [`tfvalue`]: Terraform's value model and its msgpack / JSON encodings.
 //! - [`framework`]: schemas, diagnostics and the provider logic, free of protobuf types.
 //! - [`grpc`]: the tfplugin6 service; it only translates between protobuf and [`framework`].
+//! - [`aws`]: the one place that builds AWS clients.
 
+pub mod aws;
 pub mod framework;
 pub mod grpc;
 pub mod plugin;
+pub mod resources;
 pub mod tfvalue;

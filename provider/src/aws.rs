@@ -1,0 +1,136 @@
+//! The one place that builds AWS clients: region, profile, endpoint override, timeouts, retries and
+//! credentials (including the assumed role with its external ID) come from the provider
+//! configuration here and nowhere else. [`Aws::connect`] also proves the credentials work, so a
+//! bad provider block fails at configure time with one clear sentence instead of later, or never.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::framework::config::ProviderConfig;
+
+/// Configured AWS access for one provider instance.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    sdk: SdkConfig,
+    /// The account every call acts in (after assuming the role, if any).
+    pub account_id: String,
+    pub region: String,
+}
+
+/// How long one AWS call may take before it is abandoned (with retries inside).
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Aws {
+    /// Builds the clients' configuration and checks it with `sts:GetCallerIdentity` (after
+    /// `sts:AssumeRole` when a role is configured).
+    pub async fn connect(c: &ProviderConfig) -> Result<Aws, String> {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+        if let Some(r) = &c.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        if let Some(p) = &c.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(u) = &c.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        let base = loader.load().await;
+        let Some(region) = base.region().map(|r| r.to_string()) else {
+            return Err("no AWS region is configured: set `region` in the provider block, or AWS_REGION".into());
+        };
+        if base.credentials_provider().is_none() {
+            return Err(
+                "no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or `profile`".into()
+            );
+        }
+        let sdk = match &c.assume_role {
+            None => base,
+            Some(ar) => {
+                let mut b = aws_config::sts::AssumeRoleProvider::builder(&ar.role_arn)
+                    .session_name(&ar.session_name)
+                    .configure(&base);
+                if let Some(x) = &ar.external_id {
+                    b = b.external_id(x);
+                }
+                let provider = b.build().await;
+                base.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
+            }
+        };
+        let sts = aws_sdk_sts::Client::new(&sdk);
+        let who = sts.get_caller_identity().send().await.map_err(|e| {
+            let place = c.endpoint_url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default();
+            match &c.assume_role {
+                Some(ar) => format!("cannot act as {} through AWS{place}: {}", ar.role_arn, describe(&e)),
+                None => format!("the AWS credentials do not work{place}: {}", describe(&e)),
+            }
+        })?;
+        let account_id = who.account().unwrap_or_default().to_string();
+        Ok(Aws { sdk, account_id, region })
+    }
+
+    pub fn securityhub(&self) -> aws_sdk_securityhub::Client {
+        aws_sdk_securityhub::Client::new(&self.sdk)
+    }
+
+    pub fn sdk(&self) -> &SdkConfig {
+        &self.sdk
+    }
+}
+
+/// One line for an AWS failure: the service's code and message, or what kept the call from
+/// reaching AWS at all.
+pub fn describe<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e {
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            match (err.code(), err.message()) {
+                (Some(code), Some(msg)) => format!("{code}: {msg}"),
+                (Some(code), None) => code.to_string(),
+                _ => err.to_string(),
+            }
+        }
+        SdkError::TimeoutError(_) => "the call timed out; is the endpoint reachable?".into(),
+        SdkError::DispatchFailure(d) => {
+            if d.is_io() || d.is_timeout() {
+                "could not connect (is the endpoint URL right, and is the service running?)".into()
+            } else {
+                format!("could not send the request: {d:?}")
+            }
+        }
+        other => {
+            use std::error::Error;
+            let mut msg = other.to_string();
+            let mut src = other.source();
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
+            msg
+        }
+    }
+}
+
+/// The AWS error code of a failed call, if the service answered.
+pub fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    }
+}
