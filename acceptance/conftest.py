@@ -1,7 +1,9 @@
 """Fixtures for acceptance tests: the emulator binary, a Terraform command, and working directories
 wired to the locally built provider through `dev_overrides`."""
+import json
 import os
 import shutil
+import urllib.request
 import subprocess
 import sys
 from pathlib import Path
@@ -52,9 +54,11 @@ class Workspace:
     def write(self, text: str):
         (self.path / "main.tf").write_text(text)
 
-    def run(self, *args, check=False):
+    def run(self, *args, check=False, account="111111111111"):
+        """Runs terraform with the credentials of `account`'s administrator in the emulator."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
         env.update(TF_CLI_CONFIG_FILE=str(self.cli_config), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+        env.update(AWS_ACCESS_KEY_ID=f"AKID{account}", AWS_SECRET_ACCESS_KEY="any", AWS_EC2_METADATA_DISABLED="true")
         proc = subprocess.run(
             terraform_command() + list(args) + ["-no-color"],
             cwd=self.path,
@@ -89,6 +93,28 @@ def emulator():
     proc.wait(timeout=10)
 
 
+def aws_call(url, service, account, method, path, body=b"", headers=None):
+    """A raw call to the emulator as `account`'s administrator: (status, parsed JSON or text)."""
+    req = urllib.request.Request(url + path, data=body or None, method=method)
+    req.add_header(
+        "authorization",
+        f"AWS4-HMAC-SHA256 Credential=AKID{account}/20261122/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0",
+    )
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, text = resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
 @pytest.fixture
 def workspace(tmp_path, emulator):
+    """A working directory against the demo org as loaded (the emulator is reset first)."""
+    urllib.request.urlopen(urllib.request.Request(emulator + "/_emulator/reset", method="POST"), timeout=30).read()
     return Workspace(tmp_path, emulator)
