@@ -217,7 +217,7 @@ pub fn visible_accounts(w: &World, account: &str, region: &str) -> HashSet<Strin
 // the hub
 
 fn enable_security_hub(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
-    let default_standards = input.bool("EnableDefaultStandards")?.unwrap_or(true);
+    let with_defaults = input.bool("EnableDefaultStandards")?.unwrap_or(true);
     let generator = input.str("ControlFindingGenerator")?.unwrap_or("SECURITY_CONTROL").to_string();
     if generator != "SECURITY_CONTROL" && generator != "STANDARD_CONTROL" {
         return Err(invalid("ControlFindingGenerator must be SECURITY_CONTROL or STANDARD_CONTROL"));
@@ -233,28 +233,27 @@ fn enable_security_hub(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
     }
     let now = w.now();
     let ready = now + w.config.standards_ready_ms;
-    let standards = if default_standards {
-        Standard::ALL
-            .into_iter()
-            .filter(|s| s.enabled_by_default())
-            .map(|s| {
-                (
-                    s.arn(&region),
-                    StandardsSubscription {
-                        subscription_arn: s.subscription_arn(&region, &account),
-                        standards_arn: s.arn(&region),
-                        ready_ms: ready,
-                        input: BTreeMap::new(),
-                    },
-                )
-            })
-            .collect()
-    } else {
-        BTreeMap::new()
-    };
+    let standards = if with_defaults { default_standards(&region, &account, ready) } else { BTreeMap::new() };
     w.region_mut(&account, &region).hub = Some(new_hub(&account, &region, now, generator, standards));
     w.mutated("securityhub:EnableSecurityHub", &account, &account, &region);
     Ok(json!({}))
+}
+
+/// Subscriptions to the standards Security Hub enables by default (FSBP and CIS 1.2).
+fn default_standards(region: &str, account: &str, ready_ms: Millis) -> BTreeMap<String, StandardsSubscription> {
+    Standard::ALL
+        .into_iter()
+        .filter(|s| s.enabled_by_default())
+        .map(|s| {
+            let sub = StandardsSubscription {
+                subscription_arn: s.subscription_arn(region, account),
+                standards_arn: s.arn(region),
+                ready_ms,
+                input: BTreeMap::new(),
+            };
+            (s.arn(region), sub)
+        })
+        .collect()
 }
 
 fn new_hub(
@@ -395,25 +394,8 @@ fn create_members(call: &Call<'_>, input: &Input) -> AwsResult<Value> {
             let ready = now + w.config.standards_ready_ms;
             let rs = w.region_mut(&id, &region);
             if rs.hub.is_none() {
-                let standards = if standards_mode == "DEFAULT" {
-                    Standard::ALL
-                        .into_iter()
-                        .filter(|s| s.enabled_by_default())
-                        .map(|s| {
-                            (
-                                s.arn(&region),
-                                StandardsSubscription {
-                                    subscription_arn: s.subscription_arn(&region, &id),
-                                    standards_arn: s.arn(&region),
-                                    ready_ms: ready,
-                                    input: BTreeMap::new(),
-                                },
-                            )
-                        })
-                        .collect()
-                } else {
-                    BTreeMap::new()
-                };
+                let standards =
+                    if standards_mode == "DEFAULT" { default_standards(&region, &id, ready) } else { BTreeMap::new() };
                 rs.hub = Some(new_hub(&id, &region, now, "SECURITY_CONTROL".into(), standards));
             }
             if let Some(h) = rs.hub.as_mut() {

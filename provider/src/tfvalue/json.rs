@@ -287,7 +287,7 @@ impl Parser<'_> {
         String::from_utf8(out).map_err(|_| self.err("invalid UTF-8 in string"))
     }
 
-    /// The character of a `\uXXXX` escape (the `\u` already read), joining a surrogate pair. A
+    /// The character of a `\u` escape with its four hex digits (the `\u` already read), joining a surrogate pair. A
     /// lone surrogate becomes U+FFFD, as Terraform's JSON decoder does.
     fn unicode_escape(&mut self) -> Result<char, CodecError> {
         let first = self.hex4()?;
