@@ -85,6 +85,10 @@ impl Aws {
         aws_sdk_securityhub::Client::new(&self.sdk)
     }
 
+    pub fn guardduty(&self) -> aws_sdk_guardduty::Client {
+        aws_sdk_guardduty::Client::new(&self.sdk)
+    }
+
     pub fn sdk(&self) -> &SdkConfig {
         &self.sdk
     }

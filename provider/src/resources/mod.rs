@@ -1,11 +1,12 @@
 //! Managed resources, one file each: schema (a description on every attribute), then create, read,
 //! update, delete and import, then `find_*` helpers.
 
+pub mod guardduty_detector;
 pub mod securityhub_account;
 
 use crate::framework::Resource;
 
 /// Every resource the provider offers.
 pub fn all() -> Vec<Box<dyn Resource>> {
-    vec![Box::new(securityhub_account::SecurityHubAccount)]
+    vec![Box::new(securityhub_account::SecurityHubAccount), Box::new(guardduty_detector::GuardDutyDetector)]
 }
