@@ -814,7 +814,6 @@ pub fn build(spec: &Spec, config: WorldConfig, seed: u64) -> Result<World, Scena
             disabled_controls: BTreeMap::new(),
             members: BTreeMap::new(),
             administrator: None,
-            invitations: BTreeMap::new(),
             action_targets: BTreeMap::new(),
             automation_rules: BTreeMap::new(),
             org_auto_enable: is_admin,

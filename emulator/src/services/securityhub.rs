@@ -272,7 +272,6 @@ fn new_hub(
         disabled_controls: BTreeMap::new(),
         members: BTreeMap::new(),
         administrator: None,
-        invitations: BTreeMap::new(),
         action_targets: BTreeMap::new(),
         automation_rules: BTreeMap::new(),
         org_auto_enable: false,

@@ -410,8 +410,6 @@ pub struct Hub {
     pub members: BTreeMap<String, HubMember>,
     /// The administrator this hub is a member of, if any.
     pub administrator: Option<HubAdministrator>,
-    /// Invitations received: inviting account -> invitation.
-    pub invitations: BTreeMap<String, Invitation>,
     pub action_targets: BTreeMap<String, ActionTarget>,
     pub automation_rules: BTreeMap<String, Value>,
     /// Organization configuration when this hub is the delegated administrator.
