@@ -89,6 +89,10 @@ impl Aws {
         aws_sdk_guardduty::Client::new(&self.sdk)
     }
 
+    pub fn accessanalyzer(&self) -> aws_sdk_accessanalyzer::Client {
+        aws_sdk_accessanalyzer::Client::new(&self.sdk)
+    }
+
     pub fn sdk(&self) -> &SdkConfig {
         &self.sdk
     }

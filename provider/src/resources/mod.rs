@@ -1,6 +1,7 @@
 //! Managed resources, one file each: schema (a description on every attribute), then create, read,
 //! update, delete and import, then `find_*` helpers.
 
+pub mod access_analyzer;
 pub mod guardduty_detector;
 pub mod securityhub_account;
 
@@ -8,5 +9,9 @@ use crate::framework::Resource;
 
 /// Every resource the provider offers.
 pub fn all() -> Vec<Box<dyn Resource>> {
-    vec![Box::new(securityhub_account::SecurityHubAccount), Box::new(guardduty_detector::GuardDutyDetector)]
+    vec![
+        Box::new(securityhub_account::SecurityHubAccount),
+        Box::new(guardduty_detector::GuardDutyDetector),
+        Box::new(access_analyzer::AccessAnalyzer),
+    ]
 }
