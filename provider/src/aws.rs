@@ -96,6 +96,14 @@ impl Aws {
     pub fn sdk(&self) -> &SdkConfig {
         &self.sdk
     }
+
+    /// The error diagnostic of a failed AWS step: "Error <doing> (account X, region)", the cause
+    /// as detail.
+    pub fn error(&self, doing: &str, detail: String) -> crate::framework::Diagnostics {
+        let mut d = crate::framework::Diagnostics::default();
+        d.error(format!("Error {doing} (account {}, {})", self.account_id, self.region), detail);
+        d
+    }
 }
 
 /// One line for an AWS failure: the service's code and message, or what kept the call from

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::tfvalue::Type;
+use crate::tfvalue::{Type, Value};
 
 /// A versioned schema (the version drives state upgrades).
 #[derive(Debug, Clone)]
@@ -118,6 +118,13 @@ impl Block {
             attrs.insert(b.name.to_string(), ty);
         }
         Type::object(attrs)
+    }
+
+    /// An object of this block with every attribute and nested block null: the skeleton an import
+    /// fills with its id before Terraform reads the rest.
+    pub fn null_state(&self) -> BTreeMap<String, Value> {
+        let names = self.attributes.iter().map(|a| a.name).chain(self.blocks.iter().map(|b| b.name));
+        names.map(|n| (n.to_string(), Value::Null)).collect()
     }
 
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {

@@ -116,7 +116,7 @@ impl Resource for AccessAnalyzer {
     fn create<'a>(&'a self, ctx: &'a Ctx, planned: &'a Value) -> BoxFuture<'a, Result<Value, Diagnostics>> {
         Box::pin(async move {
             let Some(name) = analyzer_name(planned) else {
-                return Err(error(&ctx.aws, "creating the Access Analyzer analyzer", "the plan has no name".into()));
+                return Err(ctx.aws.error("creating the Access Analyzer analyzer", "the plan has no name".into()));
             };
             let kind = planned.get_attr("type").and_then(Value::as_str).unwrap_or(DEFAULT_TYPE);
             let mut req = ctx
@@ -144,12 +144,11 @@ impl Resource for AccessAnalyzer {
                 } else {
                     aws::describe(&e)
                 };
-                return Err(error(&ctx.aws, &format!("creating Access Analyzer analyzer {name}"), detail));
+                return Err(ctx.aws.error(&format!("creating Access Analyzer analyzer {name}"), detail));
             }
             match find(&ctx.aws, &name).await? {
                 Some(found) => Ok(state(planned, &found)),
-                None => Err(error(
-                    &ctx.aws,
+                None => Err(ctx.aws.error(
                     "reading the Access Analyzer analyzer after creating it",
                     format!("analyzer {name} is not there"),
                 )),
@@ -174,7 +173,7 @@ impl Resource for AccessAnalyzer {
     ) -> BoxFuture<'a, Result<Value, Diagnostics>> {
         Box::pin(async move {
             let Some(name) = analyzer_name(prior) else {
-                return Err(error(&ctx.aws, "updating the Access Analyzer analyzer", "the state has no name".into()));
+                return Err(ctx.aws.error("updating the Access Analyzer analyzer", "the state has no name".into()));
             };
             let arn = match prior.get_attr("arn").and_then(Value::as_str).filter(|s| !s.is_empty()) {
                 Some(arn) => arn.to_string(),
@@ -187,7 +186,7 @@ impl Resource for AccessAnalyzer {
             let aa = ctx.aws.accessanalyzer();
             if !remove.is_empty() {
                 aa.untag_resource().resource_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| {
-                    error(&ctx.aws, &format!("untagging Access Analyzer analyzer {name}"), aws::describe(&e))
+                    ctx.aws.error(&format!("untagging Access Analyzer analyzer {name}"), aws::describe(&e))
                 })?;
             }
             if !set.is_empty() {
@@ -197,7 +196,7 @@ impl Resource for AccessAnalyzer {
                     .send()
                     .await
                     .map_err(|e| {
-                        error(&ctx.aws, &format!("tagging Access Analyzer analyzer {name}"), aws::describe(&e))
+                        ctx.aws.error(&format!("tagging Access Analyzer analyzer {name}"), aws::describe(&e))
                     })?;
             }
             match find(&ctx.aws, &name).await? {
@@ -215,7 +214,7 @@ impl Resource for AccessAnalyzer {
             match ctx.aws.accessanalyzer().delete_analyzer().analyzer_name(&name).send().await {
                 Ok(_) => Ok(()),
                 Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(()),
-                Err(e) => Err(error(&ctx.aws, &format!("deleting Access Analyzer analyzer {name}"), aws::describe(&e))),
+                Err(e) => Err(ctx.aws.error(&format!("deleting Access Analyzer analyzer {name}"), aws::describe(&e))),
             }
         })
     }
@@ -233,10 +232,7 @@ impl Resource for AccessAnalyzer {
                 );
                 return Err(d);
             }
-            let mut attrs = BTreeMap::new();
-            for a in self.schema().block.attributes {
-                attrs.insert(a.name.to_string(), Value::Null);
-            }
+            let mut attrs = self.schema().block.null_state();
             attrs.insert("id".into(), Value::String(id.to_string()));
             attrs.insert("name".into(), Value::String(id.to_string()));
             Ok(Value::Object(attrs))
@@ -271,14 +267,8 @@ impl Found {
     }
 }
 
-fn error(aws: &Aws, doing: &str, detail: String) -> Diagnostics {
-    let mut d = Diagnostics::default();
-    d.error(format!("Error {doing} (account {}, {})", aws.account_id, aws.region), detail);
-    d
-}
-
 fn gone_during_update(aws: &Aws, name: &str) -> Diagnostics {
-    error(aws, "updating the Access Analyzer analyzer", format!("analyzer {name} was deleted outside Terraform"))
+    aws.error("updating the Access Analyzer analyzer", format!("analyzer {name} was deleted outside Terraform"))
 }
 
 /// 1 to 255 letters, digits, `.`, `_` or `-`, starting with a letter.
@@ -327,7 +317,7 @@ async fn find(aws: &Aws, name: &str) -> Result<Option<Found>, Diagnostics> {
             None => Ok(None),
         },
         Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(error(aws, &format!("reading Access Analyzer analyzer {name}"), aws::describe(&e))),
+        Err(e) => Err(aws.error(&format!("reading Access Analyzer analyzer {name}"), aws::describe(&e))),
     }
 }
 

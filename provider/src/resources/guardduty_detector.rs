@@ -102,13 +102,11 @@ impl Resource for GuardDutyDetector {
                 Ok(out) => out.detector_id().unwrap_or_default().to_string(),
                 Err(e) if already_exists(&e) => {
                     let Some(existing) = find_any(&ctx.aws).await? else {
-                        return Err(error(&ctx.aws, "creating the GuardDuty detector", aws::describe(&e)));
+                        return Err(ctx.aws.error("creating the GuardDuty detector", aws::describe(&e)));
                     };
                     let adopt = planned.get_attr("adopt_existing").and_then(Value::as_bool).unwrap_or(false);
                     if !adopt {
-                        return Err(error(
-                            &ctx.aws,
-                            "creating the GuardDuty detector",
+                        return Err(ctx.aws.error("creating the GuardDuty detector",
                             format!(
                                 "The account already has a GuardDuty detector in this region ({existing}). Set adopt_existing = true to take it over, or bring it under Terraform with: terraform import <address> {existing}"
                             ),
@@ -117,15 +115,13 @@ impl Resource for GuardDutyDetector {
                     configure(&ctx.aws, &existing, &settings).await?;
                     existing
                 }
-                Err(e) => return Err(error(&ctx.aws, "creating the GuardDuty detector", aws::describe(&e))),
+                Err(e) => return Err(ctx.aws.error("creating the GuardDuty detector", aws::describe(&e))),
             };
             match find(&ctx.aws, &id).await? {
                 Some(found) => Ok(state(planned, &id, &found)),
-                None => Err(error(
-                    &ctx.aws,
-                    "reading the GuardDuty detector after creating it",
-                    format!("detector {id} is not there"),
-                )),
+                None => Err(ctx
+                    .aws
+                    .error("reading the GuardDuty detector after creating it", format!("detector {id} is not there"))),
             }
         })
     }
@@ -147,16 +143,14 @@ impl Resource for GuardDutyDetector {
     ) -> BoxFuture<'a, Result<Value, Diagnostics>> {
         Box::pin(async move {
             let Some(id) = detector_id(prior) else {
-                return Err(error(&ctx.aws, "updating the GuardDuty detector", "the state has no detector id".into()));
+                return Err(ctx.aws.error("updating the GuardDuty detector", "the state has no detector id".into()));
             };
             configure(&ctx.aws, &id, &Settings::from(planned)).await?;
             match find(&ctx.aws, &id).await? {
                 Some(found) => Ok(state(planned, &id, &found)),
-                None => Err(error(
-                    &ctx.aws,
-                    "updating the GuardDuty detector",
-                    format!("detector {id} was deleted outside Terraform"),
-                )),
+                None => Err(ctx
+                    .aws
+                    .error("updating the GuardDuty detector", format!("detector {id} was deleted outside Terraform"))),
             }
         })
     }
@@ -169,7 +163,7 @@ impl Resource for GuardDutyDetector {
             match ctx.aws.guardduty().delete_detector().detector_id(&id).send().await {
                 Ok(_) => Ok(()),
                 Err(e) if gone(&e) => Ok(()),
-                Err(e) => Err(error(&ctx.aws, &format!("deleting GuardDuty detector {id}"), aws::describe(&e))),
+                Err(e) => Err(ctx.aws.error(&format!("deleting GuardDuty detector {id}"), aws::describe(&e))),
             }
         })
     }
@@ -187,10 +181,7 @@ impl Resource for GuardDutyDetector {
                 );
                 return Err(d);
             }
-            let mut attrs = BTreeMap::new();
-            for a in self.schema().block.attributes {
-                attrs.insert(a.name.to_string(), Value::Null);
-            }
+            let mut attrs = self.schema().block.null_state();
             attrs.insert("id".into(), Value::String(id.to_string()));
             attrs.insert("detector_id".into(), Value::String(id.to_string()));
             Ok(Value::Object(attrs))
@@ -247,12 +238,6 @@ struct Found {
     features: BTreeMap<String, String>,
 }
 
-fn error(aws: &Aws, doing: &str, detail: String) -> Diagnostics {
-    let mut d = Diagnostics::default();
-    d.error(format!("Error {doing} (account {}, {})", aws.account_id, aws.region), detail);
-    d
-}
-
 fn detector_id(v: &Value) -> Option<String> {
     ["detector_id", "id"]
         .iter()
@@ -307,7 +292,7 @@ async fn find(aws: &Aws, id: &str) -> Result<Option<Found>, Diagnostics> {
                 .collect(),
         })),
         Err(e) if gone(&e) => Ok(None),
-        Err(e) => Err(error(aws, &format!("reading GuardDuty detector {id}"), aws::describe(&e))),
+        Err(e) => Err(aws.error(&format!("reading GuardDuty detector {id}"), aws::describe(&e))),
     }
 }
 
@@ -315,7 +300,7 @@ async fn find(aws: &Aws, id: &str) -> Result<Option<Found>, Diagnostics> {
 async fn find_any(aws: &Aws) -> Result<Option<String>, Diagnostics> {
     match aws.guardduty().list_detectors().send().await {
         Ok(out) => Ok(out.detector_ids().first().cloned()),
-        Err(e) => Err(error(aws, "listing GuardDuty detectors", aws::describe(&e))),
+        Err(e) => Err(aws.error("listing GuardDuty detectors", aws::describe(&e))),
     }
 }
 
@@ -325,10 +310,7 @@ async fn configure(aws: &Aws, id: &str, settings: &Settings) -> Result<(), Diagn
     if let Some(f) = &settings.frequency {
         req = req.finding_publishing_frequency(FindingPublishingFrequency::from(f.as_str()));
     }
-    req.send()
-        .await
-        .map(|_| ())
-        .map_err(|e| error(aws, &format!("updating GuardDuty detector {id}"), aws::describe(&e)))
+    req.send().await.map(|_| ()).map_err(|e| aws.error(&format!("updating GuardDuty detector {id}"), aws::describe(&e)))
 }
 
 /// The state after a call: what GuardDuty reports, limited to what the configuration manages.

@@ -81,14 +81,14 @@ impl Resource for SecurityHubAccount {
                 } else {
                     aws::describe(&e)
                 };
-                return Err(error(&ctx.aws, "enabling Security Hub", detail));
+                return Err(ctx.aws.error("enabling Security Hub", detail));
             }
             if let Some(auto) = planned.get_attr("auto_enable_controls").and_then(Value::as_bool) {
                 configure(&ctx.aws, Some(auto), None).await?;
             }
             match find(&ctx.aws).await? {
                 Some(found) => Ok(state(&ctx.aws, planned, &found)),
-                None => Err(error(&ctx.aws, "reading Security Hub after enabling it", "the hub is not there".into())),
+                None => Err(ctx.aws.error("reading Security Hub after enabling it", "the hub is not there".into())),
             }
         })
     }
@@ -115,7 +115,7 @@ impl Resource for SecurityHubAccount {
             match find(&ctx.aws).await? {
                 Some(found) => Ok(state(&ctx.aws, planned, &found)),
                 None => {
-                    Err(error(&ctx.aws, "updating Security Hub", "Security Hub was disabled outside Terraform".into()))
+                    Err(ctx.aws.error("updating Security Hub", "Security Hub was disabled outside Terraform".into()))
                 }
             }
         })
@@ -126,7 +126,7 @@ impl Resource for SecurityHubAccount {
             match ctx.aws.securityhub().disable_security_hub().send().await {
                 Ok(_) => Ok(()),
                 Err(e) if aws::code(&e) == Some("InvalidAccessException") => Ok(()),
-                Err(e) => Err(error(&ctx.aws, "disabling Security Hub", aws::describe(&e))),
+                Err(e) => Err(ctx.aws.error("disabling Security Hub", aws::describe(&e))),
             }
         })
     }
@@ -144,10 +144,7 @@ impl Resource for SecurityHubAccount {
                 );
                 return Err(d);
             }
-            let mut attrs = BTreeMap::new();
-            for a in self.schema().block.attributes {
-                attrs.insert(a.name.to_string(), Value::Null);
-            }
+            let mut attrs = self.schema().block.null_state();
             attrs.insert("id".into(), Value::String(id.to_string()));
             Ok(Value::Object(attrs))
         })
@@ -162,12 +159,6 @@ struct Found {
     control_finding_generator: String,
 }
 
-fn error(aws: &Aws, doing: &str, detail: String) -> Diagnostics {
-    let mut d = Diagnostics::default();
-    d.error(format!("Error {doing} (account {}, {})", aws.account_id, aws.region), detail);
-    d
-}
-
 /// The hub, or `None` when Security Hub is not enabled.
 async fn find(aws: &Aws) -> Result<Option<Found>, Diagnostics> {
     match aws.securityhub().describe_hub().send().await {
@@ -180,7 +171,7 @@ async fn find(aws: &Aws) -> Result<Option<Found>, Diagnostics> {
                 .unwrap_or_else(|| "SECURITY_CONTROL".into()),
         })),
         Err(e) if aws::code(&e) == Some("InvalidAccessException") => Ok(None),
-        Err(e) => Err(error(aws, "reading Security Hub", aws::describe(&e))),
+        Err(e) => Err(aws.error("reading Security Hub", aws::describe(&e))),
     }
 }
 
@@ -192,7 +183,7 @@ async fn configure(aws: &Aws, auto: Option<bool>, generator: Option<&str>) -> Re
     if let Some(g) = generator {
         req = req.control_finding_generator(ControlFindingGenerator::from(g));
     }
-    req.send().await.map(|_| ()).map_err(|e| error(aws, "configuring Security Hub", aws::describe(&e)))
+    req.send().await.map(|_| ()).map_err(|e| aws.error("configuring Security Hub", aws::describe(&e)))
 }
 
 /// The state after a call: what AWS reports, plus what only the configuration knows.
