@@ -93,6 +93,32 @@ impl Aws {
         aws_sdk_accessanalyzer::Client::new(&self.sdk)
     }
 
+    pub fn config(&self) -> aws_sdk_config::Client {
+        aws_sdk_config::Client::new(&self.sdk)
+    }
+
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        aws_sdk_organizations::Client::new(&self.sdk)
+    }
+
+    /// The same access, acting as `role_arn` (for a step that must run in another account, such
+    /// as a member accepting an invitation). Proves the role with `sts:GetCallerIdentity`.
+    pub async fn assume(&self, role_arn: &str, external_id: Option<&str>, session_name: &str) -> Result<Aws, String> {
+        let mut b =
+            aws_config::sts::AssumeRoleProvider::builder(role_arn).session_name(session_name).configure(&self.sdk);
+        if let Some(x) = external_id {
+            b = b.external_id(x);
+        }
+        let provider = b.build().await;
+        let sdk = self.sdk.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
+        let who = aws_sdk_sts::Client::new(&sdk)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| format!("cannot act as {role_arn}: {}", describe(&e)))?;
+        Ok(Aws { sdk, account_id: who.account().unwrap_or_default().to_string(), region: self.region.clone() })
+    }
+
     pub fn sdk(&self) -> &SdkConfig {
         &self.sdk
     }

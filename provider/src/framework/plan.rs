@@ -19,6 +19,9 @@
 //!   in [`Plan::requires_replace`], and the computed attributes are planned as for a create: a new
 //!   object keeps nothing from the old one.
 //!
+//! - **Defaults**: a computed attribute with a `default` that the configuration leaves null is
+//!   planned as its default, in every case above, instead of unknown or its prior value.
+//!
 //! Requires-replace compares proposed values, before computed attributes are marked unknown, so
 //! an optional computed attribute that the configuration leaves alone never forces a replacement.
 //!
@@ -48,6 +51,8 @@ pub fn plan(block: &Block, prior: &Value, proposed: &Value, config: &Value) -> P
     if proposed.is_null() {
         return Plan { planned: Value::Null, requires_replace: Vec::new() };
     }
+    let with_defaults = apply_defaults(block, proposed, config);
+    let proposed = &with_defaults;
     if prior.is_null() {
         return Plan { planned: mark_computed(block, proposed, config, None), requires_replace: Vec::new() };
     }
@@ -63,6 +68,21 @@ pub fn plan(block: &Block, prior: &Value, proposed: &Value, config: &Value) -> P
     Plan { planned, requires_replace }
 }
 
+/// `proposed` with each top-level attribute that has a default and that `config` leaves null set to
+/// its default, so that a drifted value (kept in the proposal from the prior state) plans a change.
+fn apply_defaults(block: &Block, proposed: &Value, config: &Value) -> Value {
+    let Value::Object(attrs) = proposed else { return proposed.clone() };
+    let mut out = attrs.clone();
+    for a in &block.attributes {
+        if let Some(default) = &a.default
+            && attr(config, a.name).is_null()
+        {
+            out.insert(a.name.to_string(), default.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 /// `planned` with every computed attribute that `config` leaves null made unknown, or, when
 /// `prior` is given and the attribute is `use_state_for_unknown`, set to its non-null prior value.
 fn mark_computed(block: &Block, planned: &Value, config: &Value, prior: Option<&Value>) -> Value {
@@ -75,8 +95,15 @@ fn mark_computed(block: &Block, planned: &Value, config: &Value, prior: Option<&
         if !attr(config, a.name).is_null() {
             continue;
         }
-        let kept = prior.map(|p| attr(p, a.name)).filter(|v| a.use_state_for_unknown && !v.is_null());
-        out.insert(a.name.to_string(), kept.cloned().unwrap_or(Value::Unknown));
+        let planned = match &a.default {
+            Some(default) => default.clone(),
+            None => prior
+                .map(|p| attr(p, a.name))
+                .filter(|v| a.use_state_for_unknown && !v.is_null())
+                .cloned()
+                .unwrap_or(Value::Unknown),
+        };
+        out.insert(a.name.to_string(), planned);
     }
     for b in &block.blocks {
         let Some(value) = attrs.get(b.name) else { continue };
@@ -405,6 +432,30 @@ mod tests {
             ("tags", Value::Set(vec![inner("t0", Value::Null, Value::Unknown)])),
         ]);
         assert_eq!(p.planned, expected);
+    }
+
+    #[test]
+    fn a_default_is_planned_on_create_and_puts_a_drifted_value_back() {
+        let mut b = block();
+        if let Some(a) = b.attributes.iter_mut().find(|a| a.name == "mode") {
+            *a = Attribute::optional_computed("mode", Type::String, "").default_value("auto");
+        }
+        let config = resource(&[("name", s("a"))]);
+        let created = plan(&b, &Value::Null, &config, &config).planned;
+        assert_eq!(created.get_attr("mode"), Some(&s("auto")));
+        assert_eq!(created.get_attr("id"), Some(&Value::Unknown));
+
+        // Read found the attribute changed outside Terraform: the plan sets the default again.
+        let prior = resource(&[("name", s("a")), ("id", s("id-1")), ("updated_at", s("t")), ("mode", s("manual"))]);
+        let proposed = propose(&b, &prior, &config);
+        let p = plan(&b, &prior, &proposed, &config);
+        assert_eq!(p.planned.get_attr("mode"), Some(&s("auto")));
+        assert!(p.requires_replace.is_empty());
+
+        // Converged: no diff.
+        let prior = resource(&[("name", s("a")), ("id", s("id-1")), ("updated_at", s("t")), ("mode", s("auto"))]);
+        let proposed = propose(&b, &prior, &config);
+        assert_eq!(plan(&b, &prior, &proposed, &config).planned, prior);
     }
 
     #[test]

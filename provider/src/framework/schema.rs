@@ -50,6 +50,9 @@ pub struct Attribute {
     pub requires_replace: bool,
     /// When computed and unknown in the plan, keep the prior state's value.
     pub use_state_for_unknown: bool,
+    /// For an optional computed attribute: the value planned when the configuration leaves it
+    /// null, so the plan shows it instead of "(known after apply)".
+    pub default: Option<Value>,
 }
 
 impl Attribute {
@@ -64,6 +67,7 @@ impl Attribute {
             sensitive: false,
             requires_replace: false,
             use_state_for_unknown: false,
+            default: None,
         }
     }
 
@@ -97,6 +101,14 @@ impl Attribute {
 
     pub fn use_state_for_unknown(mut self) -> Attribute {
         self.use_state_for_unknown = true;
+        self
+    }
+
+    /// Plans `value` when the configuration leaves the attribute null. Only for optional computed
+    /// attributes: Terraform rejects a provider-chosen value for an attribute that is not computed.
+    pub fn default_value(mut self, value: impl Into<Value>) -> Attribute {
+        debug_assert!(self.optional && self.computed, "{}: a default needs an optional computed attribute", self.name);
+        self.default = Some(value.into());
         self
     }
 }
