@@ -81,6 +81,11 @@ impl Aws {
         Ok(Aws { sdk, account_id, region })
     }
 
+    /// Access built elsewhere, taken as is (no credential check): for embedding and tests.
+    pub fn from_parts(sdk: SdkConfig, account_id: &str, region: &str) -> Aws {
+        Aws { sdk, account_id: account_id.to_string(), region: region.to_string() }
+    }
+
     pub fn securityhub(&self) -> aws_sdk_securityhub::Client {
         aws_sdk_securityhub::Client::new(&self.sdk)
     }

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use crate::framework::diag::Step;
 use crate::framework::plan;
 use crate::framework::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
-use crate::framework::{AttrPath, Ctx, Diagnostics, Provider, Resource, Severity};
+use crate::framework::{AttrPath, Ctx, DataSource, Diagnostics, Provider, Resource, Severity};
 use crate::tfvalue::{self, JsonDecodeOptions, Type, Value};
 
 /// The gRPC face of [`Provider`].
@@ -33,6 +33,13 @@ impl ProviderService {
     fn resource(&self, type_name: &str) -> Result<&dyn Resource, Diagnostics> {
         self.core.resource(type_name).ok_or_else(|| {
             error("Unknown resource type", format!("The orgsec provider has no resource type \"{type_name}\"."))
+        })
+    }
+
+    /// The data source a request names; an error diagnostic when the provider has none.
+    fn data_source(&self, type_name: &str) -> Result<&dyn DataSource, Diagnostics> {
+        self.core.data_source(type_name).ok_or_else(|| {
+            error("Unknown data source", format!("The orgsec provider has no data source \"{type_name}\"."))
         })
     }
 
@@ -107,6 +114,51 @@ impl ProviderService {
         }
         encode(&state, &ty).map_err(|d| (prior_state(), d))
     }
+}
+
+impl ProviderService {
+    /// ReadDataSource: the configuration with every computed attribute filled in.
+    async fn read_data(&self, r: &pb::read_data_source::Request) -> Result<pb::DynamicValue, Diagnostics> {
+        let ds = self.data_source(&r.type_name)?;
+        let schema = ds.schema();
+        let ty = schema.value_type();
+        let config = decode(r.config.as_ref(), &ty)?;
+        if let Some(path) = plan::first_unknown(&config) {
+            // Terraform defers reading until the configuration is known; say so if it did not.
+            let mut d = Diagnostics::default();
+            d.error_at(
+                path,
+                "Data source configuration not known yet",
+                "This value is only known after apply, so the data source cannot be read yet.",
+            );
+            return Err(d);
+        }
+        let ctx = self.ctx()?;
+        let state = ds.read(&ctx, &config).await?;
+        if let Some(d) = unknown_error(&state, "reading the data source") {
+            return Err(d);
+        }
+        if let Some(d) = config_changed(&schema.block, &config, &state) {
+            return Err(d);
+        }
+        encode(&state, &ty)
+    }
+}
+
+/// An error when a data source changed an attribute its configuration set (Terraform rejects such
+/// a result as a provider bug; this names the attribute first).
+fn config_changed(block: &Block, config: &Value, state: &Value) -> Option<Diagnostics> {
+    let a = block.attributes.iter().find(|a| {
+        let set = config.get_attr(a.name).unwrap_or(&Value::Null);
+        !set.is_null() && !plan::equal(set, state.get_attr(a.name).unwrap_or(&Value::Null))
+    })?;
+    let mut d = Diagnostics::default();
+    d.error_at(
+        AttrPath::root(a.name),
+        "Provider changed a configured value",
+        format!("The data source returned a different {} than configured. This is a bug in the provider.", a.name),
+    );
+    Some(d)
 }
 
 /// UpgradeResourceState: the stored state (JSON, written with schema `version`) as a value of
@@ -357,6 +409,12 @@ impl pb::provider_server::Provider for ProviderService {
                 .into_iter()
                 .filter_map(|t| self.core.resource(t).map(|r| (t.to_string(), schema_to_pb(&r.schema()))))
                 .collect(),
+            data_source_schemas: self
+                .core
+                .data_source_types()
+                .into_iter()
+                .filter_map(|t| self.core.data_source(t).map(|d| (t.to_string(), schema_to_pb(&d.schema()))))
+                .collect(),
             server_capabilities: Some(server_capabilities()),
             ..Default::default()
         }))
@@ -531,25 +589,40 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
-    // Everything below is not offered by the schema yet, so Terraform does not call it.
-
     async fn validate_data_resource_config(
         &self,
-        _r: Request<pb::validate_data_resource_config::Request>,
+        request: Request<pb::validate_data_resource_config::Request>,
     ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
-        unimplemented("data sources yet")
+        let r = request.get_ref();
+        let diagnostics = self.data_source(&r.type_name).and_then(|ds| {
+            let config = decode(r.config.as_ref(), &ds.schema().value_type())?;
+            let mut d = Diagnostics::default();
+            ds.validate(&config, &mut d);
+            Ok(d)
+        });
+        let diagnostics = diagnostics.unwrap_or_else(|d| d);
+        Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics: diagnostics_to_pb(&diagnostics) }))
     }
+
+    async fn read_data_source(
+        &self,
+        request: Request<pb::read_data_source::Request>,
+    ) -> Result<Response<pb::read_data_source::Response>, Status> {
+        let (state, diagnostics) = split(self.read_data(request.get_ref()).await);
+        Ok(Response::new(pb::read_data_source::Response {
+            state,
+            diagnostics: diagnostics_to_pb(&diagnostics),
+            deferred: None,
+        }))
+    }
+
+    // Everything below is not offered by the schema, so Terraform does not call it.
+
     async fn move_resource_state(
         &self,
         _r: Request<pb::move_resource_state::Request>,
     ) -> Result<Response<pb::move_resource_state::Response>, Status> {
         unimplemented("moving resource state")
-    }
-    async fn read_data_source(
-        &self,
-        _r: Request<pb::read_data_source::Request>,
-    ) -> Result<Response<pb::read_data_source::Response>, Status> {
-        unimplemented("data sources yet")
     }
     async fn generate_resource_config(
         &self,
@@ -1415,6 +1488,188 @@ mod resource_tests {
                     prop_assert_eq!(planned.get_attr(k), config.get_attr(k));
                 }
             }
+        }
+    }
+}
+
+/// The data source RPCs, end to end through the service, with a data source that needs no AWS.
+#[cfg(test)]
+mod data_source_tests {
+    use std::collections::BTreeMap;
+
+    use orgsec_proto::tfplugin6::provider_server::Provider as _;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::aws::Aws;
+    use crate::framework::{BoxFuture, Ctx, DataSource};
+
+    const TYPE: &str = "orgsec_echo";
+
+    /// `orgsec_echo`: `greeting` is required, `reply` computed as "<greeting>, back". A greeting
+    /// of "rewrite" makes it change the configured value, as a buggy data source would; "bad" is
+    /// rejected by validation.
+    struct Echo;
+
+    impl DataSource for Echo {
+        fn type_name(&self) -> &'static str {
+            TYPE
+        }
+
+        fn schema(&self) -> Schema {
+            Schema {
+                version: 0,
+                block: Block {
+                    description: "",
+                    attributes: vec![
+                        Attribute::required("greeting", Type::String, ""),
+                        Attribute::computed("reply", Type::String, ""),
+                    ],
+                    blocks: vec![],
+                },
+            }
+        }
+
+        fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+            if config.get_attr("greeting").and_then(Value::as_str) == Some("bad") {
+                diags.error_at(AttrPath::root("greeting"), "Bad greeting", "");
+            }
+        }
+
+        fn read<'a>(&'a self, _ctx: &'a Ctx, config: &'a Value) -> BoxFuture<'a, Result<Value, Diagnostics>> {
+            Box::pin(async move {
+                let greeting = config.get_attr("greeting").and_then(Value::as_str).unwrap_or_default();
+                let mut out = BTreeMap::new();
+                let kept = if greeting == "rewrite" { "rewritten" } else { greeting };
+                out.insert("greeting".to_string(), Value::String(kept.to_string()));
+                out.insert("reply".to_string(), Value::String(format!("{greeting}, back")));
+                Ok(Value::Object(out))
+            })
+        }
+    }
+
+    fn service(configured: bool) -> ProviderService {
+        let p = Provider::new(Box::new(|_| None)).with_data_sources(vec![Box::new(Echo)]);
+        let p = if configured {
+            let sdk = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+            p.configured_with(Aws::from_parts(sdk, "111111111111", "us-east-1"))
+        } else {
+            p
+        };
+        ProviderService::new(p)
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+    }
+
+    fn ty() -> Type {
+        Echo.schema().value_type()
+    }
+
+    fn config(greeting: Value) -> Value {
+        Value::Object(BTreeMap::from([("greeting".to_string(), greeting), ("reply".to_string(), Value::Null)]))
+    }
+
+    fn read(svc: &ProviderService, type_name: &str, v: &Value) -> (Value, Vec<String>, Vec<Vec<String>>) {
+        let config =
+            Some(pb::DynamicValue { msgpack: tfvalue::encode_msgpack(v, &ty()).expect("encode"), json: vec![] });
+        let r = run(svc.read_data_source(Request::new(pb::read_data_source::Request {
+            type_name: type_name.into(),
+            config,
+            provider_meta: None,
+            client_capabilities: None,
+        })))
+        .expect("read")
+        .into_inner();
+        let state = r.state.map_or(Value::Null, |s| tfvalue::decode_msgpack(&s.msgpack, &ty()).expect("decode"));
+        (state, summaries(&r.diagnostics), paths(&r.diagnostics))
+    }
+
+    fn summaries(d: &[pb::Diagnostic]) -> Vec<String> {
+        d.iter().map(|x| x.summary.clone()).collect()
+    }
+
+    fn paths(d: &[pb::Diagnostic]) -> Vec<Vec<String>> {
+        use pb::attribute_path::step::Selector;
+        d.iter()
+            .map(|x| {
+                x.attribute
+                    .iter()
+                    .flat_map(|p| &p.steps)
+                    .filter_map(|s| match &s.selector {
+                        Some(Selector::AttributeName(n)) => Some(n.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn data_sources_are_in_the_schema_and_metadata() {
+        let svc = service(false);
+        let schema = run(svc.get_provider_schema(Request::new(pb::get_provider_schema::Request {}))).expect("schema");
+        assert!(schema.into_inner().data_source_schemas.contains_key(TYPE));
+        let meta = run(svc.get_metadata(Request::new(pb::get_metadata::Request {}))).expect("metadata").into_inner();
+        assert_eq!(meta.data_sources.iter().map(|d| d.type_name.as_str()).collect::<Vec<_>>(), [TYPE]);
+    }
+
+    #[test]
+    fn read_fills_computed_attributes_and_keeps_the_configuration() {
+        let (state, d, _) = read(&service(true), TYPE, &config("hello".into()));
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(state.get_attr("reply"), Some(&Value::String("hello, back".into())));
+        assert_eq!(state.get_attr("greeting"), Some(&Value::String("hello".into())));
+    }
+
+    #[test]
+    fn read_failures_are_diagnostics_on_their_attribute() {
+        let (state, d, p) = read(&service(true), TYPE, &config(Value::Unknown));
+        assert_eq!(
+            (state, d, p),
+            (Value::Null, vec!["Data source configuration not known yet".into()], vec![vec!["greeting".into()]])
+        );
+        let (_, d, p) = read(&service(true), TYPE, &config("rewrite".into()));
+        assert_eq!((d, p), (vec!["Provider changed a configured value".into()], vec![vec!["greeting".into()]]));
+        let (_, d, _) = read(&service(false), TYPE, &config("hello".into()));
+        assert_eq!(d, ["Provider not configured"]);
+        let (_, d, _) = read(&service(true), "orgsec_nothing", &config("hello".into()));
+        assert_eq!(d, ["Unknown data source"]);
+    }
+
+    #[test]
+    fn validation_names_the_attribute() {
+        let v = config("bad".into());
+        let config =
+            Some(pb::DynamicValue { msgpack: tfvalue::encode_msgpack(&v, &ty()).expect("encode"), json: vec![] });
+        let r = run(service(false).validate_data_resource_config(Request::new(
+            pb::validate_data_resource_config::Request { type_name: TYPE.into(), config },
+        )))
+        .expect("validate")
+        .into_inner();
+        assert_eq!(summaries(&r.diagnostics), ["Bad greeting"]);
+        assert_eq!(paths(&r.diagnostics), [vec!["greeting".to_string()]]);
+    }
+
+    proptest! {
+        /// Whatever bytes arrive as a data source's configuration, the answer is a response,
+        /// never a panic.
+        #[test]
+        fn arbitrary_data_source_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128),
+                                                   as_json in any::<bool>()) {
+            let svc = service(true);
+            let dv = Some(if as_json {
+                pb::DynamicValue { msgpack: vec![], json: bytes.clone() }
+            } else {
+                pb::DynamicValue { msgpack: bytes.clone(), json: vec![] }
+            });
+            let v = run(svc.validate_data_resource_config(Request::new(pb::validate_data_resource_config::Request {
+                type_name: TYPE.into(), config: dv.clone() })));
+            prop_assert!(v.is_ok());
+            let r = run(svc.read_data_source(Request::new(pb::read_data_source::Request {
+                type_name: TYPE.into(), config: dv, provider_meta: None, client_capabilities: None })));
+            prop_assert!(r.is_ok());
         }
     }
 }

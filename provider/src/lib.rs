@@ -8,6 +8,7 @@
 //! - [`aws`]: the one place that builds AWS clients.
 
 pub mod aws;
+pub mod data_sources;
 pub mod framework;
 pub mod grpc;
 pub mod plugin;

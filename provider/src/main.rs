@@ -4,7 +4,7 @@
 
 use terraform_provider_orgsec::framework::Provider;
 use terraform_provider_orgsec::grpc::ProviderService;
-use terraform_provider_orgsec::{plugin, resources};
+use terraform_provider_orgsec::{data_sources, plugin, resources};
 
 /// The go-plugin handshake cookie Terraform sets for providers.
 const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
@@ -35,7 +35,8 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(plugin::serve(ProviderService::new(Provider::default().with_resources(resources::all())))) {
+    let provider = Provider::default().with_resources(resources::all()).with_data_sources(data_sources::all());
+    match runtime.block_on(plugin::serve(ProviderService::new(provider))) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("terraform-provider-orgsec: {e:#}");

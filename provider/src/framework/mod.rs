@@ -2,12 +2,14 @@
 //! and the provider configuration. [`crate::grpc`] translates between this and tfplugin6.
 
 pub mod config;
+pub mod data_source;
 pub mod diag;
 pub mod plan;
 pub mod provider;
 pub mod resource;
 pub mod schema;
 
+pub use data_source::DataSource;
 pub use diag::{AttrPath, Diagnostic, Diagnostics, Severity};
 pub use provider::Provider;
 pub use resource::{BoxFuture, Ctx, Resource};

@@ -4,6 +4,7 @@
 use std::sync::RwLock;
 
 use super::config::{self, ProviderConfig};
+use super::data_source::DataSource;
 use super::diag::Diagnostics;
 use super::resource::{Ctx, Resource};
 use super::schema::Schema;
@@ -18,6 +19,7 @@ pub struct Provider {
     configured: RwLock<Option<ProviderConfig>>,
     aws: RwLock<Option<Aws>>,
     resources: Vec<Box<dyn Resource>>,
+    data_sources: Vec<Box<dyn DataSource>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -34,7 +36,13 @@ impl Default for Provider {
 
 impl Provider {
     pub fn new(env: Env) -> Provider {
-        Provider { env, configured: RwLock::new(None), aws: RwLock::new(None), resources: Vec::new() }
+        Provider {
+            env,
+            configured: RwLock::new(None),
+            aws: RwLock::new(None),
+            resources: Vec::new(),
+            data_sources: Vec::new(),
+        }
     }
 
     pub fn schema(&self) -> Schema {
@@ -57,9 +65,27 @@ impl Provider {
         self.resources.iter().find(|r| r.type_name() == type_name).map(|r| &**r)
     }
 
-    /// Data source type names.
+    /// The provider with these data sources offered.
+    pub fn with_data_sources(mut self, d: Vec<Box<dyn DataSource>>) -> Self {
+        self.data_sources = d;
+        self
+    }
+
+    /// Data source type names, e.g. `orgsec_organization`.
     pub fn data_source_types(&self) -> Vec<&'static str> {
-        Vec::new()
+        self.data_sources.iter().map(|d| d.type_name()).collect()
+    }
+
+    /// The data source named `type_name`, if the provider offers it.
+    pub fn data_source(&self, type_name: &str) -> Option<&dyn DataSource> {
+        self.data_sources.iter().find(|d| d.type_name() == type_name).map(|d| &**d)
+    }
+
+    /// The provider already configured with `aws`, as if ConfigureProvider had succeeded: for
+    /// embedding and tests.
+    pub fn configured_with(self, aws: Aws) -> Self {
+        set(&self.aws, Some(aws));
+        self
     }
 
     /// Checks the provider block as written (values may still be unknown).
