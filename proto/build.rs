@@ -6,7 +6,13 @@
 
 use std::path::PathBuf;
 
-const PROTOS: [&str; 3] = ["tfplugin6.proto", "grpc_controller.proto", "grpc_stdio.proto"];
+const PROTOS: [&str; 5] = [
+    "tfplugin6.proto",
+    "grpc_controller.proto",
+    "grpc_stdio.proto",
+    "orgsec/v1/bindings.proto",
+    "orgsec/v1/posture.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);

@@ -10,6 +10,9 @@
 //!   the plugin to shut down) and `GRPCStdio` (forwards the plugin's
 //!   stdout/stderr to Core).
 //!
+//! * [`orgsec::v1`]: the orchestrator's own API (`proto/orgsec/v1/`): remediation bindings, the
+//!   playbook catalogue and posture scores. The Terraform provider is a client of it.
+//!
 //! The `.proto` sources sit at the root of this crate and are compiled by
 //! `build.rs` with a vendored `protoc`; the generated code is included from
 //! `OUT_DIR`. Wire facts (message names, field numbers and types, enum values,
@@ -26,6 +29,14 @@ pub mod tfplugin6 {
 /// services.
 pub mod plugin {
     tonic::include_proto!("plugin");
+}
+
+/// The orchestrator's API.
+pub mod orgsec {
+    /// Version 1: bindings, playbooks, posture.
+    pub mod v1 {
+        tonic::include_proto!("orgsec.v1");
+    }
 }
 
 #[cfg(test)]

@@ -527,13 +527,24 @@ impl pb::provider_server::Provider for ProviderService {
             let proposed = decode(r.proposed_new_state.as_ref(), &ty)?;
             let config = decode(r.config.as_ref(), &ty)?;
             let p = plan::plan(&schema.block, &prior, &proposed, &config);
-            Ok((encode(&p.planned, &ty)?, p.requires_replace))
+            Ok((res, encode(&p.planned, &ty)?, p))
         });
+        // Checks against the outside world need a configured provider; Terraform configures it
+        // before planning, but a plan without one (as in tests) only skips them.
+        let planned = match (planned, self.core.ctx()) {
+            (Ok((res, encoded, p)), Ok(ctx)) if !p.planned.is_null() => {
+                let d = res.check_plan(&ctx, &p.planned).await;
+                if d.has_errors() { Err(d) } else { Ok((encoded, p.requires_replace, d)) }
+            }
+            (Ok((_, encoded, p)), _) => Ok((encoded, p.requires_replace, Diagnostics::default())),
+            (Err(d), _) => Err(d),
+        };
         Ok(Response::new(match planned {
-            Ok((planned_state, requires_replace)) => pb::plan_resource_change::Response {
+            Ok((planned_state, requires_replace, warnings)) => pb::plan_resource_change::Response {
                 planned_state: Some(planned_state),
                 requires_replace: requires_replace.iter().map(attr_path_to_pb).collect(),
                 planned_private: r.prior_private,
+                diagnostics: diagnostics_to_pb(&warnings),
                 ..Default::default()
             },
             Err(d) => pb::plan_resource_change::Response { diagnostics: diagnostics_to_pb(&d), ..Default::default() },
@@ -1552,7 +1563,7 @@ mod data_source_tests {
         let p = Provider::new(Box::new(|_| None)).with_data_sources(vec![Box::new(Echo)]);
         let p = if configured {
             let sdk = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
-            p.configured_with(Aws::from_parts(sdk, "111111111111", "us-east-1"))
+            p.configured_with(Aws::from_parts(sdk, "111111111111", "us-east-1"), None)
         } else {
             p
         };

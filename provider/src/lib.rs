@@ -5,12 +5,14 @@
 //! - [`tfvalue`]: Terraform's value model and its msgpack / JSON encodings.
 //! - [`framework`]: schemas, diagnostics and the provider logic, free of protobuf types.
 //! - [`grpc`]: the tfplugin6 service; it only translates between protobuf and [`framework`].
-//! - [`aws`]: the one place that builds AWS clients.
+//! - [`aws`]: the one place that builds AWS clients; [`orchestrator`]: the one client of the
+//!   orchestrator's API.
 
 pub mod aws;
 pub mod data_sources;
 pub mod framework;
 pub mod grpc;
+pub mod orchestrator;
 pub mod plugin;
 pub mod resources;
 pub mod tfvalue;

@@ -9,6 +9,7 @@ use super::diag::Diagnostics;
 use super::resource::{Ctx, Resource};
 use super::schema::Schema;
 use crate::aws::Aws;
+use crate::orchestrator::Orchestrator;
 use crate::tfvalue::Value;
 
 /// Source of environment variables (the process environment, or a map in tests).
@@ -18,6 +19,7 @@ pub struct Provider {
     env: Env,
     configured: RwLock<Option<ProviderConfig>>,
     aws: RwLock<Option<Aws>>,
+    orchestrator: RwLock<Option<Orchestrator>>,
     resources: Vec<Box<dyn Resource>>,
     data_sources: Vec<Box<dyn DataSource>>,
 }
@@ -40,6 +42,7 @@ impl Provider {
             env,
             configured: RwLock::new(None),
             aws: RwLock::new(None),
+            orchestrator: RwLock::new(None),
             resources: Vec::new(),
             data_sources: Vec::new(),
         }
@@ -83,8 +86,9 @@ impl Provider {
 
     /// The provider already configured with `aws`, as if ConfigureProvider had succeeded: for
     /// embedding and tests.
-    pub fn configured_with(self, aws: Aws) -> Self {
+    pub fn configured_with(self, aws: Aws, orchestrator: Option<Orchestrator>) -> Self {
         set(&self.aws, Some(aws));
+        set(&self.orchestrator, orchestrator);
         self
     }
 
@@ -100,6 +104,19 @@ impl Provider {
         let (c, mut d) = config::from_value(config, &*self.env);
         if d.has_errors() {
             return d;
+        }
+        if let Some(o) = &c.orchestrator {
+            match Orchestrator::new(&o.endpoint, o.token.as_deref()) {
+                Ok(orch) => set(&self.orchestrator, Some(orch)),
+                Err(why) => {
+                    d.error_at(
+                        super::AttrPath::root("orchestrator").attr("endpoint"),
+                        "Invalid orchestrator endpoint",
+                        why,
+                    );
+                    return d;
+                }
+            }
         }
         match Aws::connect(&c).await {
             Ok(aws) => {
@@ -119,7 +136,13 @@ impl Provider {
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         match aws {
-            Some(aws) => Ok(Ctx { aws }),
+            Some(aws) => {
+                let orchestrator = match self.orchestrator.read() {
+                    Ok(o) => o.clone(),
+                    Err(poisoned) => poisoned.into_inner().clone(),
+                };
+                Ok(Ctx { aws, orchestrator })
+            }
             None => {
                 let mut d = Diagnostics::default();
                 d.error("Provider not configured", "The orgsec provider was used before it was configured.");

@@ -9,14 +9,17 @@ use std::pin::Pin;
 use super::diag::Diagnostics;
 use super::schema::Schema;
 use crate::aws::Aws;
+use crate::orchestrator::Orchestrator;
 use crate::tfvalue::Value;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What a resource call may use: the configured AWS clients.
+/// What a resource call may use: the configured AWS clients, and the orchestrator's API when the
+/// provider block names one.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub aws: Aws,
+    pub orchestrator: Option<Orchestrator>,
 }
 
 pub trait Resource: Send + Sync {
@@ -36,6 +39,13 @@ pub trait Resource: Send + Sync {
     /// Reads the current state; `Ok(None)` when the resource no longer exists (Terraform then
     /// drops it from state and plans to create it again).
     fn read<'a>(&'a self, ctx: &'a Ctx, state: &'a Value) -> BoxFuture<'a, Result<Option<Value>, Diagnostics>>;
+
+    /// Checks a planned create or update against the outside world once the provider is
+    /// configured (for example, a playbook name against the orchestrator's catalogue). Errors
+    /// fail the plan. Values may be unknown: skip those.
+    fn check_plan<'a>(&'a self, _ctx: &'a Ctx, _planned: &'a Value) -> BoxFuture<'a, Diagnostics> {
+        Box::pin(async { Diagnostics::default() })
+    }
 
     /// Applies an in-place change and returns the new state.
     fn update<'a>(

@@ -3,6 +3,7 @@
 
 pub mod access_analyzer;
 pub mod guardduty_detector;
+pub mod remediation_binding;
 pub mod securityhub_account;
 
 use crate::framework::Resource;
@@ -13,5 +14,6 @@ pub fn all() -> Vec<Box<dyn Resource>> {
         Box::new(securityhub_account::SecurityHubAccount),
         Box::new(guardduty_detector::GuardDutyDetector),
         Box::new(access_analyzer::AccessAnalyzer),
+        Box::new(remediation_binding::RemediationBinding),
     ]
 }
