@@ -32,6 +32,7 @@ const OPS: &[&str] = &[
     "CreateAccount",
     "DescribeCreateAccountStatus",
     "MoveAccount",
+    "RemoveAccountFromOrganization",
     "CreateOrganizationalUnit",
 ];
 
@@ -56,6 +57,7 @@ pub fn handle(op: &str, call: &Call<'_>) -> AwsResult<Response> {
             | "EnableAWSServiceAccess"
             | "CreateAccount"
             | "MoveAccount"
+            | "RemoveAccountFromOrganization"
             | "CreateOrganizationalUnit"
     );
     if mutating {
@@ -317,6 +319,36 @@ fn mutate(op: &str, call: &Call<'_>, input: &Input, w: &mut World) -> AwsResult<
             }
             acct.parent_id = Some(dst);
             w.counters.record("organizations:MoveAccount", &id);
+            Ok(json!({}))
+        }
+        "RemoveAccountFromOrganization" => {
+            // The account becomes standalone: it keeps its resources, roles and any hub
+            // memberships (AWS would disassociate organization-managed members; not emulated).
+            let id = input.req_str("AccountId")?.to_string();
+            if id == mgmt {
+                return Err(AwsError::new(
+                    400,
+                    "MasterCannotLeaveOrganizationException",
+                    "The management account cannot be removed from its organization",
+                ));
+            }
+            let org = w.org.as_ref().ok_or_else(not_in_use)?;
+            if org.delegated_admins.iter().any(|(a, _)| *a == id) || w.org_admins.values().any(|a| *a == id) {
+                return Err(AwsError::new(
+                    400,
+                    "ConstraintViolationException",
+                    format!("Account {id} is a delegated administrator: deregister it before removing it"),
+                ));
+            }
+            let acct = w.accounts.get_mut(&id).filter(|a| a.in_org()).ok_or_else(|| {
+                AwsError::new(
+                    400,
+                    "AccountNotFoundException",
+                    format!("You specified an account that doesn't exist: {id}"),
+                )
+            })?;
+            acct.parent_id = None;
+            w.counters.record("organizations:RemoveAccountFromOrganization", &id);
             Ok(json!({}))
         }
         "CreateAccount" => {

@@ -779,3 +779,39 @@ async fn unknown_target_is_an_unknown_operation() {
         assert!(text.contains("UnknownOperationException"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn remove_account_from_organization_makes_it_standalone() {
+    let em = support::demo().await;
+    let c = org(&em, MANAGEMENT);
+    for (account, code) in [
+        (MANAGEMENT, "MasterCannotLeaveOrganizationException"),
+        (ADMIN, "ConstraintViolationException"),
+        ("999999999999", "AccountNotFoundException"),
+    ] {
+        let err = c.remove_account_from_organization().account_id(account).send().await.expect_err(account);
+        assert_eq!(support::code(&err), code, "{account}");
+    }
+    let err = org(&em, ADMIN)
+        .remove_account_from_organization()
+        .account_id(SANDBOX)
+        .send()
+        .await
+        .expect_err("only the management account");
+    assert_eq!(support::code(&err), "AccessDeniedException");
+
+    c.remove_account_from_organization().account_id(SANDBOX).send().await.expect("RemoveAccountFromOrganization");
+    assert!(!all_account_ids(&c, 20).await.contains(&SANDBOX.to_string()));
+    let err = c.describe_account().account_id(SANDBOX).send().await.expect_err("gone from the organization");
+    assert_eq!(support::code(&err), "AccountNotFoundException");
+    let err = c.remove_account_from_organization().account_id(SANDBOX).send().await.expect_err("already out");
+    assert_eq!(support::code(&err), "AccountNotFoundException");
+
+    // Outside the organization, the delegated admin's CreateMembers no longer associates it: it
+    // is a member by invitation, `Created` until invited.
+    let hub = aws_sdk_securityhub::Client::new(&support::config(&em, ADMIN));
+    let details = aws_sdk_securityhub::types::AccountDetails::builder().account_id(SANDBOX).build();
+    hub.create_members().account_details(details).send().await.expect("CreateMembers");
+    let out = hub.get_members().account_ids(SANDBOX).send().await.expect("GetMembers");
+    assert_eq!(out.members().first().and_then(|m| m.member_status()), Some("Created"));
+}

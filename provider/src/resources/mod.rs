@@ -3,6 +3,7 @@
 
 pub mod access_analyzer;
 pub mod guardduty_detector;
+pub mod hub_membership;
 pub mod remediation_binding;
 pub mod securityhub_account;
 
@@ -13,6 +14,7 @@ pub fn all() -> Vec<Box<dyn Resource>> {
     vec![
         Box::new(securityhub_account::SecurityHubAccount),
         Box::new(guardduty_detector::GuardDutyDetector),
+        Box::new(hub_membership::HubMembership),
         Box::new(access_analyzer::AccessAnalyzer),
         Box::new(remediation_binding::RemediationBinding),
     ]
