@@ -940,8 +940,16 @@ fn update_standards_control(call: &Call<'_>, input: &Input) -> AwsResult<Value> 
     let mut w = call.write();
     let now = w.now();
     let h = hub_mut(&mut w, &account, &region)?;
-    if !h.standards.contains_key(&std.arn(&region)) {
-        return Err(invalid(format!("Standard {} is not enabled", std.name())));
+    match h.standards.get(&std.arn(&region)) {
+        None => return Err(invalid(format!("Standard {} is not enabled", std.name()))),
+        // Controls are only updatable once the subscription is READY (READY_FOR_UPDATES).
+        Some(sub) if sub.ready_ms > now => {
+            return Err(invalid(format!(
+                "Standard {} is not ready for control updates yet (PENDING): wait until it is READY",
+                std.name()
+            )));
+        }
+        Some(_) => {}
     }
     let key = (std.arn(&region), control.id.clone());
     match status.as_str() {

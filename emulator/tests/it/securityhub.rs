@@ -314,6 +314,32 @@ async fn standards_enable_pending_then_ready_and_disable() {
 }
 
 #[tokio::test]
+async fn controls_of_a_pending_standard_cannot_be_updated_until_it_is_ready() {
+    let em = Emulator::builder().scenario("demo").rate_limits(false).standards_ready_ms(60_000).start().await.unwrap();
+    let c = hub(&em, PROD_A);
+    let r = c
+        .batch_enable_standards()
+        .standards_subscription_requests(StandardsSubscriptionRequest::builder().standards_arn(NIST).build())
+        .send()
+        .await
+        .unwrap();
+    let sub_arn = r.standards_subscriptions()[0].standards_subscription_arn().unwrap().to_string();
+    let controls = c.describe_standards_controls().standards_subscription_arn(&sub_arn).send().await.unwrap();
+    let arn = controls.controls()[0].standards_control_arn().unwrap().to_string();
+    let disable = || {
+        c.update_standards_control()
+            .standards_control_arn(&arn)
+            .control_status(ControlStatus::Disabled)
+            .disabled_reason("Not applicable to this account")
+            .send()
+    };
+    let pending = disable().await.unwrap_err();
+    assert_eq!(code(&pending), "InvalidInputException");
+    support::raw(&em.url(), "POST", "/_emulator/clock", &[], br#"{"advance_ms": 60001}"#).await;
+    disable().await.unwrap();
+}
+
+#[tokio::test]
 async fn disabling_a_control_with_a_reason_archives_its_findings() {
     let em = support::demo().await;
     let c = hub(&em, PROD_A);

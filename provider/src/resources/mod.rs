@@ -6,6 +6,7 @@ pub mod guardduty_detector;
 pub mod hub_membership;
 pub mod remediation_binding;
 pub mod securityhub_account;
+pub mod standard;
 
 use crate::framework::Resource;
 
@@ -16,6 +17,7 @@ pub fn all() -> Vec<Box<dyn Resource>> {
         Box::new(guardduty_detector::GuardDutyDetector),
         Box::new(hub_membership::HubMembership),
         Box::new(access_analyzer::AccessAnalyzer),
+        Box::new(standard::Standard),
         Box::new(remediation_binding::RemediationBinding),
     ]
 }
