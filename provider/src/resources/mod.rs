@@ -2,6 +2,8 @@
 //! update, delete and import, then `find_*` helpers.
 
 pub mod access_analyzer;
+pub mod config_recorder;
+pub mod config_rule;
 pub mod guardduty_detector;
 pub mod hub_membership;
 pub mod remediation_binding;
@@ -17,6 +19,8 @@ pub fn all() -> Vec<Box<dyn Resource>> {
         Box::new(guardduty_detector::GuardDutyDetector),
         Box::new(hub_membership::HubMembership),
         Box::new(access_analyzer::AccessAnalyzer),
+        Box::new(config_recorder::ConfigRecorder),
+        Box::new(config_rule::ConfigRule),
         Box::new(standard::Standard),
         Box::new(remediation_binding::RemediationBinding),
     ]
