@@ -10,6 +10,7 @@
 
 pub mod aws;
 pub mod data_sources;
+pub mod docs;
 pub mod framework;
 pub mod grpc;
 pub mod orchestrator;

@@ -59,7 +59,7 @@ pub fn schema() -> Schema {
                     name: "assume_role",
                     nesting: Nesting::Single,
                     min_items: 0,
-                    max_items: 1,
+                    max_items: 0,
                     block: Block {
                         description: "Assume this role for every AWS call, e.g. a member account's baseline role.",
                         attributes: vec![
@@ -86,7 +86,7 @@ pub fn schema() -> Schema {
                     name: "orchestrator",
                     nesting: Nesting::Single,
                     min_items: 0,
-                    max_items: 1,
+                    max_items: 0,
                     block: Block {
                         description: "The orgsec orchestrator's API, used by remediation bindings and the posture data source.",
                         attributes: vec![

@@ -79,7 +79,7 @@ impl Resource for RemediationBinding {
                     name: "scope",
                     nesting: Nesting::Single,
                     min_items: 0,
-                    max_items: 1,
+                    max_items: 0,
                     block: Block {
                         description: "Where the binding applies. Without it, or with a list left empty, there is no restriction on that dimension.",
                         attributes: vec![
