@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::framework::{Attribute, Block, Nesting, Provider, Schema};
+use crate::framework::{Attribute, Block, Identity, Nesting, Provider, Schema};
 use crate::tfvalue::{Type, Value};
 
 /// Where the pages go, relative to the repository root.
@@ -58,6 +58,19 @@ pub fn pages(provider: &Provider, root: &Path) -> Result<Vec<Page>, String> {
         let import = example(format!("examples/resources/{t}/import.sh"));
         let mut page = header(t, "Resource", &r.schema(), &usage);
         let _ = writeln!(page, "## Import\n\n```shell\n{import}\n```");
+        if let Some(identity) = r.identity() {
+            // The id from the example's import command: its last word.
+            let id = import.split_whitespace().last().unwrap_or("<id>");
+            let _ = writeln!(
+                page,
+                "\nWith Terraform 1.12 or later, an `import` block can name the resource by its identity{}:\n\n\
+                 ```hcl\nimport {{\n  to       = {t}.example\n  identity = {{ id = \"{id}\" }}\n}}\n```",
+                match identity {
+                    Identity::Aws(_) => " (`account_id` and `region` may be given too; they must be the provider's)",
+                    Identity::Orchestrator(_) => "",
+                }
+            );
+        }
         out.push(Page { path: format!("{DOCS_DIR}/resources/{}.md", short(t)), content: page });
     }
     for t in provider.data_source_types() {

@@ -9,6 +9,7 @@ use orgsec_proto::tfplugin6 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::framework::diag::Step;
+use crate::framework::identity::{self, Identity, Place, PlanInput};
 use crate::framework::plan;
 use crate::framework::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 use crate::framework::{AttrPath, Ctx, DataSource, Diagnostics, Provider, Resource, Severity};
@@ -51,72 +52,193 @@ impl ProviderService {
 
 type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// A failed resource call: the state to hand back to Terraform (so that a failure loses nothing
-/// Terraform was tracking) and what went wrong.
-type Failure = (Option<pb::DynamicValue>, Diagnostics);
+/// An identity in protobuf form; `None` for a resource without identity, or a null identity.
+type PbIdentity = Option<pb::ResourceIdentityData>;
+
+/// A failed resource call: the state and identity to hand back to Terraform (so that a failure
+/// loses nothing Terraform was tracking) and what went wrong.
+type Failure = (Option<pb::DynamicValue>, PbIdentity, Diagnostics);
+
+/// Where the provider acts, for identities.
+fn place(ctx: &Ctx) -> Place<'_> {
+    Place { account_id: &ctx.aws.account_id, region: &ctx.aws.region }
+}
 
 // ---------------------------------------------------------------------------------------------
 // resource calls: decode, call the resource, check and encode what it returns
 
 impl ProviderService {
-    /// ReadResource: the resource's current state, null when it no longer exists.
-    async fn read(&self, r: &pb::read_resource::Request) -> Result<pb::DynamicValue, Failure> {
-        let unchanged = || r.current_state.clone();
-        let res = self.resource(&r.type_name).map_err(|d| (unchanged(), d))?;
+    /// ReadResource: the resource's current state, null when it no longer exists, and its
+    /// identity.
+    async fn read(&self, r: &pb::read_resource::Request) -> Result<(pb::DynamicValue, PbIdentity), Failure> {
+        let unchanged = |d| (r.current_state.clone(), r.current_identity.clone(), d);
+        let res = self.resource(&r.type_name).map_err(unchanged)?;
         let ty = res.schema().value_type();
-        let current = decode(r.current_state.as_ref(), &ty).map_err(|d| (unchanged(), d))?;
+        let current = decode(r.current_state.as_ref(), &ty).map_err(unchanged)?;
         if current.is_null() {
-            return encode(&Value::Null, &ty).map_err(|d| (unchanged(), d));
+            return Ok((encode(&Value::Null, &ty).map_err(unchanged)?, None));
         }
-        let ctx = self.ctx().map_err(|d| (unchanged(), d))?;
+        let stored = match res.identity() {
+            Some(kind) => decode_identity(r.current_identity.as_ref(), kind).map_err(unchanged)?,
+            None => Value::Null,
+        };
+        let ctx = self.ctx().map_err(unchanged)?;
         let state = match res.read(&ctx, &current).await {
             Ok(Some(state)) => state,
             // Gone: Terraform drops it from state and plans to create it again.
             Ok(None) => Value::Null,
-            Err(d) => return Err((unchanged(), d)),
+            Err(d) => return Err(unchanged(d)),
         };
         if let Some(d) = unknown_error(&state, "reading") {
-            return Err((unchanged(), d));
+            return Err(unchanged(d));
         }
-        encode(&state, &ty).map_err(|d| (unchanged(), d))
+        let identity = match res.identity() {
+            Some(kind) => {
+                let id = kind.for_read(&r.type_name, &stored, &state, place(&ctx)).map_err(unchanged)?;
+                encode_identity(&id, kind).map_err(unchanged)?
+            }
+            None => None,
+        };
+        Ok((encode(&state, &ty).map_err(unchanged)?, identity))
     }
 
-    /// ApplyResourceChange: delete, create or update, as the plan says.
-    async fn apply(&self, r: &pb::apply_resource_change::Request) -> Result<pb::DynamicValue, Failure> {
-        // What Terraform tracked before: handed back untouched when the change fails.
-        let prior_state = || r.prior_state.clone();
-        let res = self.resource(&r.type_name).map_err(|d| (prior_state(), d))?;
+    /// ApplyResourceChange: delete, create or update, as the plan says; the new state and its
+    /// identity.
+    async fn apply(&self, r: &pb::apply_resource_change::Request) -> Result<(pb::DynamicValue, PbIdentity), Failure> {
+        let res = self.resource(&r.type_name).map_err(|d| (r.prior_state.clone(), None, d))?;
+        // What Terraform tracked before, handed back untouched when the change fails: the prior
+        // state, and the planned identity when it is the prior object's (an update's or a
+        // destroy's, known), not a new object's.
+        let kept_identity = || {
+            let kind = res.identity()?;
+            let planned = decode_identity(r.planned_identity.as_ref(), kind).ok()?;
+            if planned.is_null() || !planned.is_known_fully() { None } else { r.planned_identity.clone() }
+        };
+        let prior_state = |d| (r.prior_state.clone(), kept_identity(), d);
         let ty = res.schema().value_type();
-        let prior = decode(r.prior_state.as_ref(), &ty).map_err(|d| (prior_state(), d))?;
-        let planned = decode(r.planned_state.as_ref(), &ty).map_err(|d| (prior_state(), d))?;
-        let ctx = self.ctx().map_err(|d| (prior_state(), d))?;
+        let prior = decode(r.prior_state.as_ref(), &ty).map_err(prior_state)?;
+        let planned = decode(r.planned_state.as_ref(), &ty).map_err(prior_state)?;
+        let ctx = self.ctx().map_err(prior_state)?;
         if planned.is_null() {
-            res.delete(&ctx, &prior).await.map_err(|d| (prior_state(), d))?;
-            return encode(&Value::Null, &ty).map_err(|d| (prior_state(), d));
+            res.delete(&ctx, &prior).await.map_err(prior_state)?;
+            return Ok((encode(&Value::Null, &ty).map_err(prior_state)?, None));
         }
         let (result, doing) = if prior.is_null() {
             (res.create(&ctx, &planned).await, "creating")
         } else {
             (res.update(&ctx, &prior, &planned).await, "updating")
         };
-        let state = result.map_err(|d| (prior_state(), d))?;
+        let state = result.map_err(prior_state)?;
         if state.is_null() {
             let detail = format!(
                 "After {doing} {}, the provider returned no state, so Terraform cannot track it. This is a bug in the provider.",
                 r.type_name
             );
-            return Err((prior_state(), error("Provider returned no state", detail)));
+            return Err(prior_state(error("Provider returned no state", detail)));
         }
+        let identity_of = |state: &Value| match res.identity() {
+            Some(kind) => encode_identity(&kind.for_apply(state, place(&ctx)), kind),
+            None => Ok(None),
+        };
         if let Some(d) = unknown_error(&state, doing) {
             // The change happened: keep what is known of it rather than lose the object.
-            let known = encode(&plan::unknowns_to_null(&state), &ty).ok().or_else(prior_state);
-            return Err((known, d));
+            let known = plan::unknowns_to_null(&state);
+            return Err(match encode(&known, &ty) {
+                Ok(encoded) => (Some(encoded), identity_of(&known).ok().flatten(), d),
+                Err(_) => prior_state(d),
+            });
         }
-        encode(&state, &ty).map_err(|d| (prior_state(), d))
+        let identity = identity_of(&state).map_err(prior_state)?;
+        Ok((encode(&state, &ty).map_err(prior_state)?, identity))
     }
 }
 
+/// What PlanResourceChange answers when it succeeds.
+struct Planned {
+    state: pb::DynamicValue,
+    requires_replace: Vec<AttrPath>,
+    identity: PbIdentity,
+    warnings: Diagnostics,
+}
+
 impl ProviderService {
+    /// PlanResourceChange: the planned state from the schema ([`plan::plan`]), checked against
+    /// the outside world, and the planned identity.
+    async fn plan(&self, r: &pb::plan_resource_change::Request) -> Result<Planned, Diagnostics> {
+        let res = self.resource(&r.type_name)?;
+        let schema = res.schema();
+        let ty = schema.value_type();
+        let prior = decode(r.prior_state.as_ref(), &ty)?;
+        let proposed = decode(r.proposed_new_state.as_ref(), &ty)?;
+        let config = decode(r.config.as_ref(), &ty)?;
+        let prior_identity = match res.identity() {
+            Some(kind) => decode_identity(r.prior_identity.as_ref(), kind)?,
+            None => Value::Null,
+        };
+        let p = plan::plan(&schema.block, &prior, &proposed, &config);
+        let state = encode(&p.planned, &ty)?;
+        // Checks against the outside world need a configured provider; Terraform configures it
+        // before planning, but a plan without one (as in tests) only skips them.
+        let ctx = self.core.ctx().ok();
+        let warnings = match &ctx {
+            Some(ctx) if !p.planned.is_null() => {
+                let d = res.check_plan(ctx, &p.planned).await;
+                if d.has_errors() {
+                    return Err(d);
+                }
+                d
+            }
+            _ => Diagnostics::default(),
+        };
+        let identity = match res.identity() {
+            Some(kind) => {
+                let input = PlanInput {
+                    prior: &prior,
+                    planned: &p.planned,
+                    prior_identity: &prior_identity,
+                    replace: !p.requires_replace.is_empty(),
+                };
+                encode_identity(&kind.for_plan(&r.type_name, &input, ctx.as_ref().map(place))?, kind)?
+            }
+            None => None,
+        };
+        Ok(Planned { state, requires_replace: p.requires_replace, identity, warnings })
+    }
+
+    /// ImportResourceState: the state [`Resource::import`] builds from the import id, or from the
+    /// `id` of the identity an `import { identity = {...} }` block gives (after checking its
+    /// account and region), with the object's identity.
+    async fn import(
+        &self,
+        r: &pb::import_resource_state::Request,
+    ) -> Result<(pb::DynamicValue, PbIdentity), Diagnostics> {
+        let res = self.resource(&r.type_name)?;
+        let ctx = self.ctx()?;
+        let sent = r.identity.as_ref().and_then(|i| i.identity_data.as_ref());
+        let id = match (sent.filter(|dv| !dv.msgpack.is_empty() || !dv.json.is_empty()), res.identity()) {
+            (None, _) => r.id.clone(),
+            (Some(_), None) => {
+                return Err(error(
+                    "Import by identity not supported",
+                    format!("{} has no resource identity: import it by id instead.", r.type_name),
+                ));
+            }
+            (Some(_), Some(kind)) => match decode_identity(r.identity.as_ref(), kind)? {
+                Value::Null => r.id.clone(),
+                requested => kind.import_id(&r.type_name, &requested, place(&ctx))?,
+            },
+        };
+        let state = res.import(&ctx, &id).await?;
+        if let Some(d) = unknown_error(&state, "importing") {
+            return Err(d);
+        }
+        let identity = match res.identity() {
+            Some(kind) => encode_identity(&kind.for_import(&state, &id, place(&ctx)), kind)?,
+            None => None,
+        };
+        Ok((encode(&state, &res.schema().value_type())?, identity))
+    }
+
     /// ReadDataSource: the configuration with every computed attribute filled in.
     async fn read_data(&self, r: &pb::read_data_source::Request) -> Result<pb::DynamicValue, Diagnostics> {
         let ds = self.data_source(&r.type_name)?;
@@ -322,6 +444,53 @@ pub fn encode(v: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostics> {
     }
 }
 
+/// Decodes the identity Terraform sent for a resource whose identity is `kind`; absent is null.
+fn decode_identity(data: Option<&pb::ResourceIdentityData>, kind: Identity) -> Result<Value, Diagnostics> {
+    let Some(dv) = data.and_then(|d| d.identity_data.as_ref()) else {
+        return Ok(Value::Null);
+    };
+    let decoded = if !dv.msgpack.is_empty() {
+        tfvalue::decode_msgpack(&dv.msgpack, &kind.value_type())
+    } else if !dv.json.is_empty() {
+        tfvalue::decode_json(&dv.json, &kind.value_type())
+    } else {
+        return Ok(Value::Null);
+    };
+    decoded.map_err(|e| {
+        codec_error(
+            "Invalid identity from Terraform",
+            "The provider could not decode a resource identity Terraform sent",
+            &e,
+        )
+    })
+}
+
+/// An identity in protobuf form: `None` when it is null.
+fn encode_identity(v: &Value, kind: Identity) -> Result<PbIdentity, Diagnostics> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(pb::ResourceIdentityData { identity_data: Some(encode(v, &kind.value_type())?) }))
+}
+
+/// An identity schema in protobuf form.
+fn identity_schema_to_pb(s: &identity::IdentitySchema) -> pb::ResourceIdentitySchema {
+    pb::ResourceIdentitySchema {
+        version: s.version,
+        identity_attributes: s
+            .attributes
+            .iter()
+            .map(|a| pb::resource_identity_schema::IdentityAttribute {
+                name: a.name.to_string(),
+                r#type: a.ty.to_json(),
+                required_for_import: a.required_for_import,
+                optional_for_import: a.optional_for_import,
+                description: a.description.to_string(),
+            })
+            .collect(),
+    }
+}
+
 /// An error diagnostic for a codec failure, on the attribute where it happened.
 fn codec_error(summary: &str, detail: &str, e: &tfvalue::CodecError) -> Diagnostics {
     let mut steps = Vec::new();
@@ -448,7 +617,16 @@ impl pb::provider_server::Provider for ProviderService {
         &self,
         _request: Request<pb::get_resource_identity_schemas::Request>,
     ) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
-        Ok(Response::new(pb::get_resource_identity_schemas::Response::default()))
+        let identity_schemas = self
+            .core
+            .resource_types()
+            .into_iter()
+            .filter_map(|t| {
+                let kind = self.core.resource(t)?.identity()?;
+                Some((t.to_string(), identity_schema_to_pb(&kind.schema())))
+            })
+            .collect();
+        Ok(Response::new(pb::get_resource_identity_schemas::Response { identity_schemas, diagnostics: Vec::new() }))
     }
 
     async fn stop_provider(
@@ -493,9 +671,27 @@ impl pb::provider_server::Provider for ProviderService {
 
     async fn upgrade_resource_identity(
         &self,
-        _r: Request<pb::upgrade_resource_identity::Request>,
+        request: Request<pb::upgrade_resource_identity::Request>,
     ) -> Result<Response<pb::upgrade_resource_identity::Response>, Status> {
-        unimplemented("resource identity yet")
+        let r = request.get_ref();
+        let upgraded = self.resource(&r.type_name).and_then(|res| {
+            let Some(kind) = res.identity() else {
+                return Err(error(
+                    "Resource type has no identity",
+                    format!("The orgsec provider keeps no identity for {}, so there is none to upgrade.", r.type_name),
+                ));
+            };
+            let json = r.raw_identity.as_ref().map_or(&[][..], |raw| raw.json.as_slice());
+            encode_identity(&kind.upgrade(&r.type_name, r.version, json)?, kind)
+        });
+        let (upgraded_identity, diagnostics) = match upgraded {
+            Ok(identity) => (identity, Diagnostics::default()),
+            Err(d) => (None, d),
+        };
+        Ok(Response::new(pb::upgrade_resource_identity::Response {
+            upgraded_identity,
+            diagnostics: diagnostics_to_pb(&diagnostics),
+        }))
     }
 
     async fn read_resource(
@@ -503,14 +699,15 @@ impl pb::provider_server::Provider for ProviderService {
         request: Request<pb::read_resource::Request>,
     ) -> Result<Response<pb::read_resource::Response>, Status> {
         let r = request.into_inner();
-        let (new_state, diagnostics) = match self.read(&r).await {
-            Ok(state) => (Some(state), Diagnostics::default()),
+        let (new_state, new_identity, diagnostics) = match self.read(&r).await {
+            Ok((state, identity)) => (Some(state), identity, Diagnostics::default()),
             Err(failure) => failure,
         };
         Ok(Response::new(pb::read_resource::Response {
             new_state,
             diagnostics: diagnostics_to_pb(&diagnostics),
             private: r.private,
+            new_identity,
             ..Default::default()
         }))
     }
@@ -520,31 +717,13 @@ impl pb::provider_server::Provider for ProviderService {
         request: Request<pb::plan_resource_change::Request>,
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
         let r = request.into_inner();
-        let planned = self.resource(&r.type_name).and_then(|res| {
-            let schema = res.schema();
-            let ty = schema.value_type();
-            let prior = decode(r.prior_state.as_ref(), &ty)?;
-            let proposed = decode(r.proposed_new_state.as_ref(), &ty)?;
-            let config = decode(r.config.as_ref(), &ty)?;
-            let p = plan::plan(&schema.block, &prior, &proposed, &config);
-            Ok((res, encode(&p.planned, &ty)?, p))
-        });
-        // Checks against the outside world need a configured provider; Terraform configures it
-        // before planning, but a plan without one (as in tests) only skips them.
-        let planned = match (planned, self.core.ctx()) {
-            (Ok((res, encoded, p)), Ok(ctx)) if !p.planned.is_null() => {
-                let d = res.check_plan(&ctx, &p.planned).await;
-                if d.has_errors() { Err(d) } else { Ok((encoded, p.requires_replace, d)) }
-            }
-            (Ok((_, encoded, p)), _) => Ok((encoded, p.requires_replace, Diagnostics::default())),
-            (Err(d), _) => Err(d),
-        };
-        Ok(Response::new(match planned {
-            Ok((planned_state, requires_replace, warnings)) => pb::plan_resource_change::Response {
-                planned_state: Some(planned_state),
-                requires_replace: requires_replace.iter().map(attr_path_to_pb).collect(),
+        Ok(Response::new(match self.plan(&r).await {
+            Ok(p) => pb::plan_resource_change::Response {
+                planned_state: Some(p.state),
+                requires_replace: p.requires_replace.iter().map(attr_path_to_pb).collect(),
                 planned_private: r.prior_private,
-                diagnostics: diagnostics_to_pb(&warnings),
+                diagnostics: diagnostics_to_pb(&p.warnings),
+                planned_identity: p.identity,
                 ..Default::default()
             },
             Err(d) => pb::plan_resource_change::Response { diagnostics: diagnostics_to_pb(&d), ..Default::default() },
@@ -556,14 +735,15 @@ impl pb::provider_server::Provider for ProviderService {
         request: Request<pb::apply_resource_change::Request>,
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
         let r = request.into_inner();
-        let (new_state, diagnostics) = match self.apply(&r).await {
-            Ok(state) => (Some(state), Diagnostics::default()),
+        let (new_state, new_identity, diagnostics) = match self.apply(&r).await {
+            Ok((state, identity)) => (Some(state), identity, Diagnostics::default()),
             Err(failure) => failure,
         };
         Ok(Response::new(pb::apply_resource_change::Response {
             new_state,
             private: r.planned_private,
             diagnostics: diagnostics_to_pb(&diagnostics),
+            new_identity,
             ..Default::default()
         }))
     }
@@ -573,26 +753,13 @@ impl pb::provider_server::Provider for ProviderService {
         request: Request<pb::import_resource_state::Request>,
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
         let r = request.get_ref();
-        let imported = match self.resource(&r.type_name) {
-            Err(d) => Err(d),
-            Ok(res) => match self.ctx() {
-                Err(d) => Err(d),
-                Ok(ctx) => match res.import(&ctx, &r.id).await {
-                    Err(d) => Err(d),
-                    Ok(state) => match unknown_error(&state, "importing") {
-                        Some(d) => Err(d),
-                        None => encode(&state, &res.schema().value_type()),
-                    },
-                },
-            },
-        };
-        Ok(Response::new(match imported {
-            Ok(state) => pb::import_resource_state::Response {
+        Ok(Response::new(match self.import(r).await {
+            Ok((state, identity)) => pb::import_resource_state::Response {
                 imported_resources: vec![pb::import_resource_state::ImportedResource {
                     type_name: r.type_name.clone(),
                     state: Some(state),
                     private: Vec::new(),
-                    identity: None,
+                    identity,
                 }],
                 ..Default::default()
             },
@@ -891,6 +1058,10 @@ mod resource_tests {
             TYPE
         }
 
+        fn identity(&self) -> Option<Identity> {
+            Some(Identity::Aws("id"))
+        }
+
         fn schema(&self) -> Schema {
             Schema {
                 version: 0,
@@ -981,6 +1152,18 @@ mod resource_tests {
 
     fn fake_service(store: &Store) -> ProviderService {
         ProviderService::new(Provider::new(Box::new(|_| None)).with_resources(vec![Box::new(Fake(store.clone()))]))
+    }
+
+    /// The account the provider acts in for [`configured_in`].
+    const ACCOUNT: &str = "666666666666";
+    const REGION: &str = "us-east-1";
+
+    /// The service with the fake resource, configured as if for `account` without connecting
+    /// anywhere (the fake needs no AWS).
+    fn configured_in(store: &Store, account: &str) -> ProviderService {
+        let sdk = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let p = Provider::new(Box::new(|_| None)).with_resources(vec![Box::new(Fake(store.clone()))]);
+        ProviderService::new(p.configured_with(crate::aws::Aws::from_parts(sdk, account, REGION), None))
     }
 
     fn ty() -> Type {
@@ -1219,6 +1402,382 @@ mod resource_tests {
         let (gone, d) = run(read(&svc, &Value::Null));
         assert!(d.is_empty());
         assert_eq!(gone, Value::Null);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Resource identity: the fake opts in with `Identity::Aws("id")`.
+
+    fn identity_ty() -> Type {
+        Identity::Aws("id").value_type()
+    }
+
+    fn idv(v: &Value) -> PbIdentity {
+        let msgpack = tfvalue::encode_msgpack(v, &identity_ty()).expect("encode identity");
+        Some(pb::ResourceIdentityData { identity_data: Some(pb::DynamicValue { msgpack, json: vec![] }) })
+    }
+
+    fn identity_value(d: PbIdentity) -> Value {
+        decode_identity(d.as_ref(), Identity::Aws("id")).expect("decode identity")
+    }
+
+    fn identity(account: &str, id: &str) -> Value {
+        Value::Object(BTreeMap::from([
+            ("account_id".to_string(), account.into()),
+            ("region".to_string(), REGION.into()),
+            ("id".to_string(), id.into()),
+        ]))
+    }
+
+    async fn plan_with_identity(
+        svc: &ProviderService,
+        prior: &Value,
+        config: &Value,
+        prior_identity: &Value,
+    ) -> pb::plan_resource_change::Response {
+        let proposed = if config.is_null() { Value::Null } else { propose(prior, config) };
+        svc.plan_resource_change(Request::new(pb::plan_resource_change::Request {
+            type_name: TYPE.into(),
+            prior_state: dv(prior),
+            proposed_new_state: dv(&proposed),
+            config: dv(config),
+            prior_identity: idv(prior_identity),
+            ..Default::default()
+        }))
+        .await
+        .expect("plan")
+        .into_inner()
+    }
+
+    async fn apply_with_identity(
+        svc: &ProviderService,
+        prior: &Value,
+        planned: &Value,
+        planned_identity: PbIdentity,
+    ) -> pb::apply_resource_change::Response {
+        svc.apply_resource_change(Request::new(pb::apply_resource_change::Request {
+            type_name: TYPE.into(),
+            prior_state: dv(prior),
+            planned_state: dv(planned),
+            config: dv(planned),
+            planned_identity,
+            ..Default::default()
+        }))
+        .await
+        .expect("apply")
+        .into_inner()
+    }
+
+    async fn read_with_identity(
+        svc: &ProviderService,
+        state: &Value,
+        current_identity: &Value,
+    ) -> pb::read_resource::Response {
+        svc.read_resource(Request::new(pb::read_resource::Request {
+            type_name: TYPE.into(),
+            current_state: dv(state),
+            current_identity: idv(current_identity),
+            ..Default::default()
+        }))
+        .await
+        .expect("read")
+        .into_inner()
+    }
+
+    async fn import_by(svc: &ProviderService, id: &str, identity: &Value) -> pb::import_resource_state::Response {
+        svc.import_resource_state(Request::new(pb::import_resource_state::Request {
+            type_name: TYPE.into(),
+            id: id.into(),
+            identity: idv(identity),
+            ..Default::default()
+        }))
+        .await
+        .expect("import")
+        .into_inner()
+    }
+
+    #[test]
+    fn identity_schemas_are_served_for_resources_that_opt_in() {
+        let svc = fake_service(&Store::default());
+        let r = run(svc.get_resource_identity_schemas(Request::new(pb::get_resource_identity_schemas::Request {})))
+            .expect("identity schemas")
+            .into_inner();
+        assert!(r.diagnostics.is_empty());
+        let s = r.identity_schemas.get(TYPE).expect("fake identity schema");
+        assert_eq!(s.version, 0);
+        let attrs: Vec<_> = s
+            .identity_attributes
+            .iter()
+            .map(|a| (a.name.as_str(), a.r#type.as_slice(), a.required_for_import, a.optional_for_import))
+            .collect();
+        assert_eq!(
+            attrs,
+            [
+                ("account_id", &b"\"string\""[..], false, true),
+                ("region", &b"\"string\""[..], false, true),
+                ("id", &b"\"string\""[..], true, false)
+            ]
+        );
+        assert!(s.identity_attributes.iter().all(|a| !a.description.is_empty()));
+
+        // The real provider: the opted-in resources, the orchestrator's with `id` alone.
+        let real = ProviderService::new(Provider::new(Box::new(|_| None)).with_resources(crate::resources::all()));
+        let r = run(real.get_resource_identity_schemas(Request::new(pb::get_resource_identity_schemas::Request {})))
+            .expect("identity schemas")
+            .into_inner();
+        for t in [
+            "orgsec_securityhub_account",
+            "orgsec_guardduty_detector",
+            "orgsec_access_analyzer",
+            "orgsec_hub_membership",
+            "orgsec_remediation_binding",
+        ] {
+            assert!(r.identity_schemas.contains_key(t), "{t} has no identity schema");
+        }
+        let binding = &r.identity_schemas["orgsec_remediation_binding"];
+        assert_eq!(binding.identity_attributes.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["id"]);
+        // A provider without resources serves none.
+        let none = run(service_without_resources()).identity_schemas;
+        assert!(none.is_empty());
+    }
+
+    async fn service_without_resources() -> pb::get_resource_identity_schemas::Response {
+        ProviderService::new(Provider::new(Box::new(|_| None)))
+            .get_resource_identity_schemas(Request::new(pb::get_resource_identity_schemas::Request {}))
+            .await
+            .expect("identity schemas")
+            .into_inner()
+    }
+
+    #[test]
+    fn identity_is_returned_on_plan_apply_read_and_import() {
+        run(async {
+            let store = Store::default();
+            let svc = configured_in(&store, ACCOUNT);
+            let config = object(&[("name", "a".into())]);
+
+            // Create: no planned identity while the id is unknown (Terraform cannot render one
+            // with unknown values).
+            let p = plan_with_identity(&svc, &Value::Null, &config, &Value::Null).await;
+            assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
+            assert_eq!(p.planned_identity, None);
+            let planned = value(p.planned_state);
+            let a = apply_with_identity(&svc, &Value::Null, &planned, p.planned_identity).await;
+            assert!(a.diagnostics.is_empty(), "{:?}", a.diagnostics);
+            let state = value(a.new_state);
+            let stored = identity_value(a.new_identity);
+            assert_eq!(stored, identity(ACCOUNT, "fake-1"));
+
+            // Read: the same identity; from a state that has none yet, too.
+            for current in [&stored, &Value::Null] {
+                let r = read_with_identity(&svc, &state, current).await;
+                assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+                assert_eq!(identity_value(r.new_identity), stored);
+            }
+
+            // Update and no change: the stored identity, known.
+            let changed = object(&[("name", "a".into()), ("note", "n".into())]);
+            for config in [&config, &changed] {
+                let p = plan_with_identity(&svc, &state, config, &stored).await;
+                assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
+                assert_eq!(identity_value(p.planned_identity), stored);
+            }
+            let p = plan_with_identity(&svc, &state, &changed, &stored).await;
+            let a = apply_with_identity(&svc, &state, &value(p.planned_state), p.planned_identity).await;
+            assert!(a.diagnostics.is_empty(), "{:?}", a.diagnostics);
+            assert_eq!(identity_value(a.new_identity), stored);
+
+            // Import by id: the identity comes with the imported state.
+            let i = import_by(&svc, "fake-1", &Value::Null).await;
+            assert!(i.diagnostics.is_empty(), "{:?}", i.diagnostics);
+            assert_eq!(identity_value(i.imported_resources[0].identity.clone()), stored);
+
+            // Destroy: the plan keeps the prior identity, the apply leaves none.
+            let p = plan_with_identity(&svc, &state, &Value::Null, &stored).await;
+            assert_eq!(identity_value(p.planned_identity.clone()), stored);
+            let a = apply_with_identity(&svc, &state, &Value::Null, p.planned_identity).await;
+            assert!(a.diagnostics.is_empty(), "{:?}", a.diagnostics);
+            assert_eq!((value(a.new_state), a.new_identity), (Value::Null, None));
+
+            // Gone: the read returns no identity.
+            let r = read_with_identity(&svc, &state, &stored).await;
+            assert_eq!((value(r.new_state), r.new_identity), (Value::Null, None));
+        });
+    }
+
+    #[test]
+    fn import_by_identity_checks_the_account() {
+        run(async {
+            let svc = configured_in(&Store::default(), ACCOUNT);
+            let only_id = Value::Object(BTreeMap::from([
+                ("account_id".to_string(), Value::Null),
+                ("region".to_string(), Value::Null),
+                ("id".to_string(), "fake-7".into()),
+            ]));
+            for requested in [&only_id, &identity(ACCOUNT, "fake-7")] {
+                let i = import_by(&svc, "", requested).await;
+                assert!(i.diagnostics.is_empty(), "{:?}", i.diagnostics);
+                let [one] = i.imported_resources.as_slice() else { panic!("one imported resource") };
+                assert_eq!(value(one.state.clone()), object(&[("id", "fake-7".into())]));
+                assert_eq!(identity_value(one.identity.clone()), identity(ACCOUNT, "fake-7"));
+            }
+
+            let i = import_by(&svc, "", &identity("111111111111", "fake-7")).await;
+            assert_eq!(summaries(&i.diagnostics), ["Import identity names another account"]);
+            let detail = &i.diagnostics[0].detail;
+            assert!(detail.contains("111111111111") && detail.contains(ACCOUNT), "{detail}");
+            assert!(i.imported_resources.is_empty());
+
+            // Garbage in the identity is a diagnostic.
+            let garbage = Some(pb::ResourceIdentityData {
+                identity_data: Some(pb::DynamicValue { msgpack: vec![0xc1], json: vec![] }),
+            });
+            let i = run_import(&svc, garbage).await;
+            assert_eq!(summaries(&i.diagnostics), ["Invalid identity from Terraform"]);
+        });
+    }
+
+    async fn run_import(svc: &ProviderService, identity: PbIdentity) -> pb::import_resource_state::Response {
+        svc.import_resource_state(Request::new(pb::import_resource_state::Request {
+            type_name: TYPE.into(),
+            identity,
+            ..Default::default()
+        }))
+        .await
+        .expect("import")
+        .into_inner()
+    }
+
+    #[test]
+    fn a_changed_identity_is_refused_and_state_kept() {
+        run(async {
+            let store = Store::default();
+            let svc = configured_in(&store, ACCOUNT);
+            let (planned, _) = plan(&svc, &Value::Null, &object(&[("name", "a".into())])).await;
+            let (state, _) = apply(&svc, &Value::Null, &planned).await;
+            // Recorded in another account: the provider has been pointed elsewhere since.
+            let recorded = identity("111111111111", "fake-1");
+            let r = read_with_identity(&svc, &state, &recorded).await;
+            assert_eq!(summaries(&r.diagnostics), ["Resource identity changed"]);
+            assert_eq!((value(r.new_state), identity_value(r.new_identity)), (state.clone(), recorded.clone()));
+            let p = plan_with_identity(&svc, &state, &object(&[("name", "a".into())]), &recorded).await;
+            assert_eq!(summaries(&p.diagnostics), ["Resource identity changed"]);
+        });
+    }
+
+    #[test]
+    fn a_failed_update_hands_back_the_identity() {
+        run(async {
+            let store = Store::default();
+            let svc = configured_in(&store, ACCOUNT);
+            let (planned, _) = plan(&svc, &Value::Null, &object(&[("name", "a".into())])).await;
+            let (state, _) = apply(&svc, &Value::Null, &planned).await;
+            let stored = identity(ACCOUNT, "fake-1");
+            objects(&store).clear();
+            let p =
+                plan_with_identity(&svc, &state, &object(&[("name", "a".into()), ("note", "x".into())]), &stored).await;
+            let a = apply_with_identity(&svc, &state, &value(p.planned_state), p.planned_identity).await;
+            assert_eq!(summaries(&a.diagnostics), ["updating a fake that is gone"]);
+            assert_eq!((value(a.new_state), identity_value(a.new_identity)), (state, stored));
+        });
+    }
+
+    #[test]
+    fn stored_identity_is_upgraded_from_version_zero() {
+        let svc = fake_service(&Store::default());
+        let upgrade = |type_name: &str, version: i64, json: &str| {
+            run(svc.upgrade_resource_identity(Request::new(pb::upgrade_resource_identity::Request {
+                type_name: type_name.into(),
+                version,
+                raw_identity: Some(pb::RawState { json: json.as_bytes().to_vec(), flatmap: Default::default() }),
+            })))
+            .expect("upgrade")
+            .into_inner()
+        };
+        let up = upgrade(TYPE, 0, r#"{"account_id":"666666666666","region":"us-east-1","id":"fake-1"}"#);
+        assert!(up.diagnostics.is_empty(), "{:?}", up.diagnostics);
+        assert_eq!(identity_value(up.upgraded_identity), identity(ACCOUNT, "fake-1"));
+        let newer = upgrade(TYPE, 1, r#"{"id":"fake-1"}"#);
+        assert_eq!(summaries(&newer.diagnostics), ["Identity from a newer provider"]);
+        assert!(newer.upgraded_identity.is_none());
+        let bad = upgrade(TYPE, 0, r#"{"id":true,"arn":"x"}"#);
+        assert_eq!(summaries(&bad.diagnostics), ["Invalid stored identity"]);
+        assert_eq!(summaries(&upgrade("orgsec_nothing", 0, "{}").diagnostics), ["Unknown resource type"]);
+    }
+
+    /// An identity value Terraform might send: each attribute a string, null or unknown.
+    fn arbitrary_identity() -> impl Strategy<Value = Value> {
+        let part = || prop_oneof![Just(Value::Null), Just(Value::Unknown), "[a-z0-9-]{0,3}".prop_map(Value::from)];
+        let object = (part(), part(), part()).prop_map(|(account, region, id)| {
+            Value::Object(BTreeMap::from([
+                ("account_id".to_string(), account),
+                ("region".to_string(), region),
+                ("id".to_string(), id),
+            ]))
+        });
+        prop_oneof![Just(Value::Null), Just(Value::Unknown), object]
+    }
+
+    proptest! {
+        /// Whatever bytes arrive as an identity, in every RPC that takes one, the answer is a
+        /// response, never a panic; an identity in an answer is one Terraform accepts.
+        #[test]
+        fn arbitrary_identity_bytes_never_panic(state in arbitrary_object(),
+                                                bytes in proptest::collection::vec(any::<u8>(), 0..64),
+                                                version in -1i64..3,
+                                                as_json in any::<bool>()) {
+            let svc = configured_in(&Store::default(), ACCOUNT);
+            let identity = Some(pb::ResourceIdentityData { identity_data: Some(if as_json {
+                pb::DynamicValue { msgpack: vec![], json: bytes.clone() }
+            } else {
+                pb::DynamicValue { msgpack: bytes.clone(), json: vec![] }
+            }) });
+            let state = plan::unknowns_to_null(&state);
+            let t = || TYPE.to_string();
+            let read = run(svc.read_resource(Request::new(pb::read_resource::Request {
+                type_name: t(), current_state: dv(&state), current_identity: identity.clone(), ..Default::default() })));
+            prop_assert!(read.is_ok());
+            let planned = run(svc.plan_resource_change(Request::new(pb::plan_resource_change::Request {
+                type_name: t(), prior_state: dv(&state), proposed_new_state: dv(&state), config: dv(&state),
+                prior_identity: identity.clone(), ..Default::default() })));
+            prop_assert!(planned.is_ok());
+            let applied = run(svc.apply_resource_change(Request::new(pb::apply_resource_change::Request {
+                type_name: t(), prior_state: dv(&state), planned_state: dv(&state), config: dv(&state),
+                planned_identity: identity.clone(), ..Default::default() })));
+            prop_assert!(applied.is_ok());
+            let imported = run(svc.import_resource_state(Request::new(pb::import_resource_state::Request {
+                type_name: t(), identity: identity.clone(), ..Default::default() })));
+            prop_assert!(imported.is_ok());
+            let upgraded = run(svc.upgrade_resource_identity(Request::new(pb::upgrade_resource_identity::Request {
+                type_name: t(), version, raw_identity: Some(pb::RawState { json: bytes, flatmap: Default::default() }) })));
+            prop_assert!(upgraded.is_ok());
+        }
+
+        /// Well-formed identities in any combination: every answer's identity is wholly known
+        /// (or absent).
+        #[test]
+        fn any_well_formed_identity_gets_an_acceptable_answer(prior in arbitrary_object(),
+                                                              config in prop_oneof![Just(Value::Null), arbitrary_object()],
+                                                              stored in arbitrary_identity()) {
+            let store = Store::default();
+            let svc = configured_in(&store, ACCOUNT);
+            let prior = plan::unknowns_to_null(&prior);
+            if let Some(id) = prior.get_attr("id").and_then(Value::as_str) {
+                objects(&store).insert(id.to_string(), prior.clone());
+            }
+            let r = run(read_with_identity(&svc, &prior, &stored));
+            if r.diagnostics.is_empty() {
+                prop_assert!(identity_value(r.new_identity).is_known_fully());
+            }
+            let p = run(plan_with_identity(&svc, &prior, &config, &stored));
+            let planned_identity = identity_value(p.planned_identity.clone());
+            prop_assert!(planned_identity.is_known_fully(), "{:?}", planned_identity);
+            if p.diagnostics.is_empty() {
+                let a = run(apply_with_identity(&svc, &prior, &value(p.planned_state), p.planned_identity));
+                prop_assert!(identity_value(a.new_identity).is_known_fully());
+            }
+            let i = run(import_by(&svc, "", &stored));
+            prop_assert!(i.imported_resources.iter().all(|x| identity_value(x.identity.clone()).is_known_fully()));
+        }
     }
 
     proptest! {

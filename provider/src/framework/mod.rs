@@ -1,9 +1,10 @@
 //! The provider's own model, free of protobuf types: schemas, diagnostics with attribute paths,
-//! and the provider configuration. [`crate::grpc`] translates between this and tfplugin6.
+//! resource identity, and the provider configuration. [`crate::grpc`] translates between this and tfplugin6.
 
 pub mod config;
 pub mod data_source;
 pub mod diag;
+pub mod identity;
 pub mod plan;
 pub mod provider;
 pub mod resource;
@@ -11,6 +12,7 @@ pub mod schema;
 
 pub use data_source::DataSource;
 pub use diag::{AttrPath, Diagnostic, Diagnostics, Severity};
+pub use identity::Identity;
 pub use provider::Provider;
 pub use resource::{BoxFuture, Ctx, Resource};
 pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema};

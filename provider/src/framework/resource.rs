@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::diag::Diagnostics;
+use super::identity::Identity;
 use super::schema::Schema;
 use crate::aws::Aws;
 use crate::orchestrator::Orchestrator;
@@ -27,6 +28,14 @@ pub trait Resource: Send + Sync {
     fn type_name(&self) -> &'static str;
 
     fn schema(&self) -> Schema;
+
+    /// Opts the resource in to resource identity (Terraform 1.12+, `import { identity = {...} }`),
+    /// naming the state attribute that holds its import id, e.g. `Some(Identity::Aws("id"))`. The
+    /// framework derives, checks and returns the identity on every call
+    /// (see [`super::identity`]); an identity import calls [`Resource::import`] with its `id`.
+    fn identity(&self) -> Option<Identity> {
+        None
+    }
 
     /// Checks beyond types and required-ness, each diagnostic on its attribute. Values may be
     /// unknown here: skip those.

@@ -28,6 +28,10 @@ impl Resource for AccessAnalyzer {
         "orgsec_access_analyzer"
     }
 
+    fn identity(&self) -> Option<crate::framework::Identity> {
+        Some(crate::framework::Identity::Aws("id"))
+    }
+
     fn schema(&self) -> Schema {
         Schema {
             version: 0,

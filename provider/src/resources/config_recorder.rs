@@ -31,6 +31,10 @@ impl Resource for ConfigRecorder {
         "orgsec_config_recorder"
     }
 
+    fn identity(&self) -> Option<crate::framework::Identity> {
+        Some(crate::framework::Identity::Aws("id"))
+    }
+
     fn schema(&self) -> Schema {
         Schema {
             version: 0,

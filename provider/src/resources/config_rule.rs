@@ -38,6 +38,10 @@ impl Resource for ConfigRule {
         "orgsec_config_rule"
     }
 
+    fn identity(&self) -> Option<crate::framework::Identity> {
+        Some(crate::framework::Identity::Aws("id"))
+    }
+
     fn schema(&self) -> Schema {
         Schema {
             version: 0,

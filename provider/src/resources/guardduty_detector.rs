@@ -27,6 +27,10 @@ impl Resource for GuardDutyDetector {
         "orgsec_guardduty_detector"
     }
 
+    fn identity(&self) -> Option<crate::framework::Identity> {
+        Some(crate::framework::Identity::Aws("id"))
+    }
+
     fn schema(&self) -> Schema {
         Schema {
             version: 0,

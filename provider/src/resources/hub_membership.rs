@@ -73,6 +73,10 @@ impl Resource for HubMembership {
         "orgsec_hub_membership"
     }
 
+    fn identity(&self) -> Option<crate::framework::Identity> {
+        Some(crate::framework::Identity::Aws("id"))
+    }
+
     fn schema(&self) -> Schema {
         let all_services = Value::Set(Service::ALL.iter().map(|s| Value::String(s.name().into())).collect());
         Schema {

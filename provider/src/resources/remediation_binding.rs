@@ -27,6 +27,10 @@ impl Resource for RemediationBinding {
         "orgsec_remediation_binding"
     }
 
+    fn identity(&self) -> Option<crate::framework::Identity> {
+        Some(crate::framework::Identity::Orchestrator("id"))
+    }
+
     fn schema(&self) -> Schema {
         Schema {
             version: 0,

@@ -22,6 +22,10 @@ impl Resource for SecurityHubAccount {
         "orgsec_securityhub_account"
     }
 
+    fn identity(&self) -> Option<crate::framework::Identity> {
+        Some(crate::framework::Identity::Aws("id"))
+    }
+
     fn schema(&self) -> Schema {
         Schema {
             version: 0,

@@ -35,6 +35,10 @@ impl Resource for Standard {
         "orgsec_standard"
     }
 
+    fn identity(&self) -> Option<crate::framework::Identity> {
+        Some(crate::framework::Identity::Aws("id"))
+    }
+
     fn schema(&self) -> Schema {
         Schema {
             version: 0,
