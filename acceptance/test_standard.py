@@ -197,6 +197,15 @@ def test_lifecycle_basic_controls_drift_disappears_import_destroy(workspace, tmp
     assert values["standard"] == FSBP and values["disabled_controls"] == wanted, values
     assert values["status"] == "READY" and values["standards_arn"] == FSBP_ARN, values
 
+    # spelling the same standard by its ARN is an in-place change, not a replacement
+    sub_before = subscriptions(url)
+    other.write(config(url, controls_body(FSBP_ARN, wanted)))
+    code, text = plan_exit(other)
+    assert code == 2 and "update in-place" in text and "must be replaced" not in text, text
+    other.run("apply", "-auto-approve", "-input=false", check=True)
+    assert subscriptions(url) == sub_before, "the subscription was kept"
+    assert plan_exit(other)[0] == 0
+
     # destroy: the standard is disabled, then Security Hub
     workspace.run("destroy", "-auto-approve", "-input=false", check=True)
     assert subscriptions(url) is None

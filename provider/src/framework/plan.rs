@@ -19,6 +19,8 @@
 //!   in [`Plan::requires_replace`], and the computed attributes are planned as for a create: a new
 //!   object keeps nothing from the old one.
 //!
+//! - **Equivalent values**: a `requires_replace` attribute whose old and new values its
+//!   `equivalent` function calls the same (a short id and its ARN) is an in-place change.
 //! - **Defaults**: a computed attribute with a `default` that the configuration leaves null is
 //!   planned as its default, in every case above, instead of unknown or its prior value.
 //!
@@ -148,7 +150,8 @@ fn mark_computed(block: &Block, planned: &Value, config: &Value, prior: Option<&
 /// `prior` and `proposed` (either may be null, for a block that is added or removed).
 fn replacements(block: &Block, prior: &Value, proposed: &Value, path: &AttrPath, out: &mut Vec<AttrPath>) {
     for a in block.attributes.iter().filter(|a| a.requires_replace) {
-        if !equal(attr(prior, a.name), attr(proposed, a.name)) {
+        let (before, after) = (attr(prior, a.name), attr(proposed, a.name));
+        if !equal(before, after) && !a.equivalent.is_some_and(|same| same(before, after)) {
             out.push(path.attr(a.name));
         }
     }
@@ -456,6 +459,32 @@ mod tests {
         let prior = resource(&[("name", s("a")), ("id", s("id-1")), ("updated_at", s("t")), ("mode", s("auto"))]);
         let proposed = propose(&b, &prior, &config);
         assert_eq!(plan(&b, &prior, &proposed, &config).planned, prior);
+    }
+
+    #[test]
+    fn an_equivalent_spelling_updates_in_place_instead_of_replacing() {
+        fn same_ignoring_case(a: &Value, b: &Value) -> bool {
+            matches!((a.as_str(), b.as_str()), (Some(x), Some(y)) if x.eq_ignore_ascii_case(y))
+        }
+        let mut b = block();
+        if let Some(a) = b.attributes.iter_mut().find(|a| a.name == "name") {
+            *a = Attribute::required("name", Type::String, "").requires_replace().equivalent_when(same_ignoring_case);
+        }
+        let (prior, mut config) = existing();
+        if let Value::Object(m) = &mut config {
+            m.insert("name".into(), s("A"));
+        }
+        let proposed = propose(&b, &prior, &config);
+        let p = plan(&b, &prior, &proposed, &config);
+        assert!(p.requires_replace.is_empty());
+        assert_eq!(p.planned.get_attr("name"), Some(&s("A")));
+        assert_eq!(p.planned.get_attr("id"), Some(&s("id-1")), "an in-place change keeps use_state_for_unknown");
+
+        if let Value::Object(m) = &mut config {
+            m.insert("name".into(), s("b"));
+        }
+        let proposed = propose(&b, &prior, &config);
+        assert_eq!(plan(&b, &prior, &proposed, &config).requires_replace, vec![AttrPath::root("name")]);
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct Attribute {
     /// For an optional computed attribute: the value planned when the configuration leaves it
     /// null, so the plan shows it instead of "(known after apply)".
     pub default: Option<Value>,
+    /// For a `requires_replace` attribute: two values this says are the same object (say, a
+    /// short id and the ARN it stands for) change it in place instead of replacing it.
+    pub equivalent: Option<fn(&Value, &Value) -> bool>,
 }
 
 impl Attribute {
@@ -68,6 +71,7 @@ impl Attribute {
             requires_replace: false,
             use_state_for_unknown: false,
             default: None,
+            equivalent: None,
         }
     }
 
@@ -101,6 +105,13 @@ impl Attribute {
 
     pub fn use_state_for_unknown(mut self) -> Attribute {
         self.use_state_for_unknown = true;
+        self
+    }
+
+    /// A change between values that `same` calls equivalent does not replace the resource (the
+    /// new spelling is applied in place).
+    pub fn equivalent_when(mut self, same: fn(&Value, &Value) -> bool) -> Attribute {
+        self.equivalent = Some(same);
         self
     }
 

@@ -49,9 +49,10 @@ impl Resource for Standard {
                     Attribute::required(
                         "standard",
                         Type::String,
-                        "The standard: its short id, such as `aws-foundational-security-best-practices/v/1.0.0`, `cis-aws-foundations-benchmark/v/3.0.0`, `cis-aws-foundations-benchmark/v/1.2.0`, `pci-dss/v/3.2.1` or `nist-800-53/v/5.0.0`, or its full standards ARN. A short id names the standard Security Hub offers in the provider's region. Changing it replaces the subscription (so does spelling the same standard differently).",
+                        "The standard: its short id, such as `aws-foundational-security-best-practices/v/1.0.0`, `cis-aws-foundations-benchmark/v/3.0.0`, `cis-aws-foundations-benchmark/v/1.2.0`, `pci-dss/v/3.2.1` or `nist-800-53/v/5.0.0`, or its full standards ARN. A short id names the standard Security Hub offers in the provider's region. Changing it to another standard replaces the subscription; spelling the same standard differently (short id or ARN) is an in-place change.",
                     )
-                    .requires_replace(),
+                    .requires_replace()
+                    .equivalent_when(same_standard),
                     Attribute::optional(
                         "disabled_controls",
                         Type::map(Type::String),
@@ -337,6 +338,13 @@ fn is_subscription_arn(s: &str) -> bool {
                 && account.bytes().all(|b| b.is_ascii_digit())
                 && resource.strip_prefix("subscription/").is_some_and(|id| !id.is_empty())
     )
+}
+
+/// Whether two spellings of `standard` (short id, standards ARN) name the same standard, so that
+/// switching between them updates the state in place instead of replacing the subscription.
+fn same_standard(a: &Value, b: &Value) -> bool {
+    let key = |s: &str| standards_arn_id(s).unwrap_or(s).to_string();
+    matches!((a.as_str(), b.as_str()), (Some(x), Some(y)) if key(x) == key(y))
 }
 
 /// Whether the configured `standard` (short id or ARN) names the standard `standards_arn`.
