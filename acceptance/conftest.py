@@ -1,5 +1,6 @@
 """Fixtures for acceptance tests: the emulator binary, a Terraform command, and working directories
 wired to the locally built provider through `dev_overrides`."""
+import hashlib
 import json
 import os
 import shutil
@@ -118,3 +119,89 @@ def workspace(tmp_path, emulator):
     """A working directory against the demo org as loaded (the emulator is reset first)."""
     urllib.request.urlopen(urllib.request.Request(emulator + "/_emulator/reset", method="POST"), timeout=30).read()
     return Workspace(tmp_path, emulator)
+
+
+class Orchestrator:
+    """A running `orgsec serve` with its own SQLite database and tokens file, and the `orgsec` CLI
+    pointed at the same database."""
+
+    ADMIN_TOKEN = "acc-admin-token"
+    APP_TOKEN = "acc-web-team-token"
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.binary = BIN / "orgsec"
+        self.database_url = f"sqlite://{path / 'orgsec.db'}"
+        tokens = path / "tokens.toml"
+        tokens.write_text(
+            "[[token]]\n"
+            'name = "platform"\n'
+            'role = "admin"\n'
+            f'sha256 = "{hashlib.sha256(self.ADMIN_TOKEN.encode()).hexdigest()}"\n'
+            "\n"
+            "[[token]]\n"
+            'name = "web-team"\n'
+            'role = "app-team"\n'
+            f'sha256 = "{hashlib.sha256(self.APP_TOKEN.encode()).hexdigest()}"\n'
+            'accounts = ["333333333333"]\n'
+        )
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ORGSEC_")}
+        self.env.update(
+            ORGSEC_DATABASE_URL=self.database_url,
+            ORGSEC_TOKENS_FILE=str(tokens),
+            ORGSEC_LISTEN="127.0.0.1:0",
+        )
+        self.proc = None
+        self.log = None
+        self.url = None
+
+    def start(self):
+        self.log = open(self.path / "orgsec.log", "a")
+        self.proc = subprocess.Popen(
+            [str(self.binary), "serve"],
+            cwd=self.path,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        if "listening on " not in line:
+            self.proc.kill()
+            log = (self.path / "orgsec.log").read_text()
+            pytest.fail(f"orgsec serve did not start: {line!r}\n{log}")
+        self.url = line.strip().split("listening on ", 1)[1]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        if self.log:
+            self.log.close()
+            self.log = None
+
+    def cli(self, *args, check=True, stdin=None):
+        """`orgsec ARGS` on the same database; the completed process."""
+        proc = subprocess.run(
+            [str(self.binary), *args], cwd=self.path, env=self.env, input=stdin, capture_output=True, text=True, timeout=60
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"orgsec {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def bindings(self):
+        """Every binding, by name, as `orgsec bindings list --output json` prints them."""
+        return {b["name"]: b for b in json.loads(self.cli("bindings", "list", "--output", "json").stdout or "[]")}
+
+
+@pytest.fixture
+def orchestrator(tmp_path_factory):
+    """`orgsec serve` on a free port with a fresh SQLite database and two tokens: an admin token
+    (`Orchestrator.ADMIN_TOKEN`) and an app-team token scoped to 333333333333."""
+    binary = BIN / "orgsec"
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: build it first (scripts/acceptance.sh does)")
+    orch = Orchestrator(tmp_path_factory.mktemp("orchestrator"))
+    orch.start()
+    yield orch
+    orch.stop()

@@ -33,6 +33,6 @@ then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
 fi
 
-cargo build --locked -p orgsec-emulator --bin orgsec-emulator -p terraform-provider-orgsec --bin terraform-provider-orgsec
+cargo build --locked -p orgsec-emulator --bin orgsec-emulator -p terraform-provider-orgsec --bin terraform-provider-orgsec -p orgsec --bin orgsec
 
 exec "$venv/bin/python" -m pytest -q acceptance "$@"

@@ -1,0 +1,120 @@
+//! The orchestrator's gRPC API (`proto/orgsec/v1/`) over tonic: `BindingService` and
+//! `PlaybookService`, server reflection, and `GET /healthz` on the same port (HTTP/1.1).
+//!
+//! The handlers only translate: prost types in, plain Rust to [`crate::service`], prost types
+//! out, and [`ServiceError`] to a gRPC status. `PostureService` is not served until scoring
+//! exists, so its calls are UNIMPLEMENTED rather than answered with made-up scores.
+//!
+//! **Architecture Invariant:** only `api` sees protobuf and tonic types.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::{Request, Status};
+
+use crate::auth::{Denied, Principal, Tokens};
+use crate::service::{Bindings, ServiceError};
+use crate::store::Store;
+
+mod bindings;
+mod playbooks;
+
+/// The encoded descriptors of `proto/orgsec/v1/`, for reflection.
+const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/orgsec_v1_descriptor.bin"));
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Api {
+    tokens: Arc<Tokens>,
+    store: Store,
+    bindings: Bindings,
+}
+
+/// The server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot set up gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the API server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl Api {
+    pub fn new(store: Store, tokens: Tokens) -> Api {
+        Api { tokens: Arc::new(tokens), bindings: Bindings::new(store.clone()), store }
+    }
+
+    /// The caller of `r`, from its bearer token.
+    fn caller<T>(&self, r: &Request<T>) -> Result<&Principal, Status> {
+        let header = r.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        self.tokens.authenticate(header).map_err(denied)
+    }
+
+    /// The gRPC services, reflection and `/healthz`, as one set of routes.
+    pub fn routes(&self) -> Result<tonic::service::Routes, ServeError> {
+        use orgsec_proto::orgsec::v1::binding_service_server::BindingServiceServer;
+        use orgsec_proto::orgsec::v1::playbook_service_server::PlaybookServiceServer;
+
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let mut routes = tonic::service::Routes::new(BindingServiceServer::new(self.clone()))
+            .add_service(PlaybookServiceServer::new(self.clone()))
+            .add_service(reflection);
+        let store = self.store.clone();
+        let health = axum::Router::new().route(
+            "/healthz",
+            axum::routing::get(move || {
+                let store = store.clone();
+                async move {
+                    match store.ping().await {
+                        Ok(()) => (axum::http::StatusCode::OK, "ok\n".to_string()),
+                        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")),
+                    }
+                }
+            }),
+        );
+        let router = std::mem::take(routes.axum_router_mut());
+        *routes.axum_router_mut() = router.merge(health);
+        Ok(routes)
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let routes = self.routes()?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tonic::transport::Server::builder()
+            .accept_http1(true)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+fn denied(d: Denied) -> Status {
+    match d {
+        Denied::Unauthenticated(m) => Status::unauthenticated(m),
+        Denied::PermissionDenied(m) => Status::permission_denied(m),
+    }
+}
+
+/// The status a failed operation answers with.
+fn status(e: ServiceError) -> Status {
+    match e {
+        ServiceError::Invalid(_) | ServiceError::BadRequest(_) => Status::invalid_argument(e.to_string()),
+        ServiceError::Denied(d) => denied(d),
+        ServiceError::AlreadyExists(_) => Status::already_exists(e.to_string()),
+        ServiceError::NotFound(_) => Status::not_found(e.to_string()),
+        ServiceError::Conflict(_) => Status::aborted(e.to_string()),
+        ServiceError::Store(s) => {
+            tracing::error!(error = %s, "store");
+            Status::internal(format!("the orchestrator's database failed: {s}"))
+        }
+    }
+}

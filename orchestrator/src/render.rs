@@ -1,0 +1,158 @@
+//! What the CLI prints: tables for people, JSON (`--output json`) for programs. Pure functions
+//! from values to text, so they are tested without running a command.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use serde_json::{Value, json};
+
+use crate::binding::Binding;
+use crate::playbooks::{ParamKind, Playbook};
+
+/// Columns a table fills when stdout is not a terminal.
+const WIDTH_WITHOUT_TERMINAL: u16 = 140;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
+    // Not a terminal (a pipe, a file): wrap as if it were a wide one.
+    if t.width().is_none() {
+        t.set_width(WIDTH_WITHOUT_TERMINAL);
+    }
+    t
+}
+
+fn or_dash(items: &[String]) -> String {
+    if items.is_empty() { "-".to_string() } else { items.join("\n") }
+}
+
+/// Bindings as a table.
+pub fn bindings_table(bindings: &[Binding]) -> String {
+    let mut t = table(&["NAME", "PLAYBOOK", "MODE", "MATCHES", "SCOPE", "PARAMETERS", "REVISION"]);
+    for b in bindings {
+        let s = &b.spec;
+        let matches: Vec<String> = s.controls.iter().chain(&s.finding_types).cloned().collect();
+        let scope = if s.scope.is_everywhere() && s.scope.tags.is_empty() {
+            "everywhere".to_string()
+        } else {
+            s.scope.describe()
+        };
+        let params: Vec<String> = s.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        t.add_row(vec![
+            s.name.clone(),
+            s.playbook.clone(),
+            s.mode.to_string(),
+            or_dash(&matches),
+            scope,
+            or_dash(&params),
+            b.revision.to_string(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// Bindings as a JSON array.
+pub fn bindings_json(bindings: &[Binding]) -> String {
+    serde_json::to_string_pretty(bindings).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+fn kind(k: ParamKind) -> String {
+    match k {
+        ParamKind::Text => "text".into(),
+        ParamKind::Bool => "bool".into(),
+        ParamKind::Integer { min, max } => format!("integer {min}..{max}"),
+        ParamKind::OneOf(words) => format!("one of {}", words.join(", ")),
+        ParamKind::Ports => "ports".into(),
+    }
+}
+
+/// The catalogue as a table.
+pub fn playbooks_table(playbooks: &[Playbook]) -> String {
+    let mut t = table(&["NAME", "FIXES", "PARAMETERS (DEFAULT)", "DESCRIPTION"]);
+    for p in playbooks {
+        let fixes: Vec<String> = p.controls.iter().chain(p.finding_types).map(|s| (*s).to_string()).collect();
+        let params: Vec<String> = p
+            .parameters
+            .iter()
+            .map(|x| match (x.required, x.default) {
+                (true, _) => format!("{} (required)", x.name),
+                (false, "") => x.name.to_string(),
+                (false, d) => format!("{} ({d})", x.name),
+            })
+            .collect();
+        t.add_row(vec![p.name.to_string(), or_dash(&fixes), or_dash(&params), p.description.to_string()]);
+    }
+    t.to_string()
+}
+
+/// One playbook as JSON.
+pub fn playbook_value(p: &Playbook) -> Value {
+    json!({
+        "name": p.name,
+        "description": p.description,
+        "controls": p.controls,
+        "finding_types": p.finding_types,
+        "parameters": p.parameters.iter().map(|x| json!({
+            "name": x.name,
+            "description": x.description,
+            "required": x.required,
+            "default": x.default,
+            "kind": kind(x.kind),
+        })).collect::<Vec<_>>(),
+        "permissions": p.permissions,
+    })
+}
+
+/// The catalogue as a JSON array.
+pub fn playbooks_json(playbooks: &[Playbook]) -> String {
+    let all: Vec<Value> = playbooks.iter().map(playbook_value).collect();
+    serde_json::to_string_pretty(&all).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::binding::{BindingSpec, Mode, Scope};
+    use crate::playbooks::CATALOGUE;
+
+    #[test]
+    fn a_binding_reads_as_one_row() {
+        let b = Binding {
+            spec: BindingSpec {
+                name: "ingress".into(),
+                controls: vec!["EC2.13".into()],
+                playbook: "revoke-public-ingress".into(),
+                mode: Mode::Auto,
+                scope: Scope { accounts: vec!["333333333333".into()], ..Default::default() },
+                ..Default::default()
+            },
+            revision: 2,
+            created_by: "cli".into(),
+            updated_by: "cli".into(),
+            create_time: OffsetDateTime::UNIX_EPOCH,
+            update_time: OffsetDateTime::UNIX_EPOCH,
+        };
+        let t = bindings_table(std::slice::from_ref(&b));
+        for cell in ["ingress", "revoke-public-ingress", "auto", "EC2.13", "accounts [333333333333]", "2"] {
+            assert!(t.contains(cell), "{cell} in\n{t}");
+        }
+        let v: Value = serde_json::from_str(&bindings_json(&[b])).unwrap();
+        assert_eq!(v[0]["name"], "ingress");
+        assert_eq!(v[0]["mode"], "auto");
+        assert_eq!(v[0]["scope"]["accounts"][0], "333333333333");
+        assert_eq!(v[0]["create_time"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn the_catalogue_lists_every_playbook() {
+        let t = playbooks_table(CATALOGUE);
+        assert!(CATALOGUE.iter().all(|p| t.contains(p.name)));
+        assert!(t.contains("minimum_password_length (14)"));
+        let v: Value = serde_json::from_str(&playbooks_json(CATALOGUE)).unwrap();
+        assert_eq!(v.as_array().map(Vec::len), Some(8));
+        let ingress = v.as_array().unwrap().iter().find(|p| p["name"] == "revoke-public-ingress").unwrap();
+        assert_eq!(ingress["controls"][0], "EC2.13");
+        assert_eq!(ingress["parameters"][0]["kind"], "ports");
+    }
+}

@@ -1,0 +1,363 @@
+use std::collections::HashMap;
+
+use orgsec::api::Api;
+use orgsec::auth::{Tokens, hash_token};
+use orgsec_proto::orgsec::v1 as pb;
+use pb::binding_service_client::BindingServiceClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+use crate::support::{TestStore, stores};
+
+const ADMIN: &str = "admin-secret";
+const WEB: &str = "web-secret";
+const AUDIT: &str = "audit-secret";
+
+/// An API server on a free loopback port; stops when dropped.
+struct Server {
+    addr: std::net::SocketAddr,
+    channel: Channel,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _store: TestStore,
+}
+
+fn tokens() -> Tokens {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tokens.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[[token]]
+name = "platform"
+role = "admin"
+sha256 = "{}"
+
+[[token]]
+name = "web"
+role = "app-team"
+sha256 = "{}"
+accounts = ["333333333333"]
+organizational_units = ["Root/Prod/Web"]
+
+[[token]]
+name = "audit"
+role = "auditor"
+sha256 = "{}"
+"#,
+            hash_token(ADMIN),
+            hash_token(WEB),
+            hash_token(AUDIT)
+        ),
+    )
+    .expect("write tokens");
+    Tokens::load(&path).expect("tokens")
+}
+
+async fn serve(store: TestStore) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let api = Api::new(store.store.clone(), tokens());
+    tokio::spawn(async move {
+        api.serve(listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("serve");
+    });
+    let channel = Channel::from_shared(format!("http://{addr}")).expect("url").connect_lazy();
+    Server { addr, channel, _stop: stop, _store: store }
+}
+
+fn req<T>(msg: T, token: Option<&str>) -> Request<T> {
+    let mut r = Request::new(msg);
+    if let Some(t) = token {
+        r.metadata_mut().insert("authorization", format!("Bearer {t}").parse().expect("header"));
+    }
+    r
+}
+
+fn binding(name: &str, accounts: &[&str]) -> pb::Binding {
+    pb::Binding {
+        name: name.into(),
+        controls: vec!["EC2.13".into()],
+        playbook: "revoke-public-ingress".into(),
+        mode: pb::Mode::Auto as i32,
+        scope: Some(pb::Scope { accounts: accounts.iter().map(|a| a.to_string()).collect(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+impl Server {
+    fn bindings(&self) -> BindingServiceClient<Channel> {
+        BindingServiceClient::new(self.channel.clone())
+    }
+
+    async fn create(&self, b: pb::Binding, token: &str) -> Result<pb::Binding, tonic::Status> {
+        self.bindings()
+            .create_binding(req(pb::CreateBindingRequest { binding: Some(b) }, Some(token)))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn update(&self, b: pb::Binding, allow_missing: bool, token: &str) -> Result<pb::Binding, tonic::Status> {
+        self.bindings()
+            .update_binding(req(pb::UpdateBindingRequest { binding: Some(b), allow_missing }, Some(token)))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn get(&self, name: &str, token: &str) -> Result<pb::Binding, tonic::Status> {
+        self.bindings()
+            .get_binding(req(pb::GetBindingRequest { name: name.into() }, Some(token)))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn delete(&self, name: &str, allow_missing: bool, token: &str) -> Result<(), tonic::Status> {
+        self.bindings()
+            .delete_binding(req(pb::DeleteBindingRequest { name: name.into(), allow_missing }, Some(token)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn validate(&self, b: pb::Binding, token: &str) -> Result<Vec<(String, String)>, tonic::Status> {
+        let r = self
+            .bindings()
+            .validate_binding(req(pb::ValidateBindingRequest { binding: Some(b) }, Some(token)))
+            .await?
+            .into_inner();
+        Ok(r.violations.into_iter().map(|v| (v.field, v.description)).collect())
+    }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> (Code, String) {
+    let s = r.expect_err("an error");
+    (s.code(), s.message().to_string())
+}
+
+#[tokio::test]
+async fn bindings_have_the_semantics_the_provider_relies_on() {
+    for ts in stores().await {
+        let label = ts.label;
+        let s = serve(ts).await;
+
+        let created = s.create(binding("ingress", &["333333333333"]), ADMIN).await.expect(label);
+        assert_eq!((created.revision, created.created_by.as_str()), (1, "platform"), "{label}");
+        assert!(created.create_time.is_some() && created.update_time.is_some());
+        assert_eq!(code(s.create(binding("ingress", &[]), ADMIN).await).0, Code::AlreadyExists, "{label}");
+        assert_eq!(s.get("ingress", ADMIN).await.expect(label), created);
+        assert_eq!(code(s.get("nope", ADMIN).await).0, Code::NotFound);
+        assert_eq!(code(s.update(binding("nope", &[]), false, ADMIN).await).0, Code::NotFound);
+        assert_eq!(s.update(binding("made", &[]), true, ADMIN).await.expect(label).revision, 1);
+
+        // Update replaces every setting; sets come back sorted; unspecified mode is the default.
+        let mut changed = binding("ingress", &["444444444444", "333333333333"]);
+        changed.mode = pb::Mode::Unspecified as i32;
+        changed.controls = vec!["EC2.14".into(), "EC2.13".into()];
+        changed.notify = vec!["slack".into()];
+        changed.parameters = HashMap::from([("ports".to_string(), "22,3389".to_string())]);
+        changed.scope.as_mut().expect("scope").tags = HashMap::from([("team".to_string(), "web".to_string())]);
+        let updated = s.update(changed, false, ADMIN).await.expect(label);
+        assert_eq!(updated.revision, 2);
+        assert_eq!(updated.mode, pb::Mode::Approve as i32);
+        assert_eq!(updated.controls, ["EC2.13", "EC2.14"]);
+        assert_eq!(
+            updated.scope.as_ref().map(|s| s.accounts.clone()),
+            Some(vec!["333333333333".into(), "444444444444".into()])
+        );
+        assert_eq!(updated.parameters.get("ports").map(String::as_str), Some("22,3389"));
+        assert_eq!((updated.created_by.as_str(), updated.create_time), ("platform", created.create_time));
+
+        // Pages in name order.
+        for n in ["c", "b", "a"] {
+            s.create(binding(n, &[]), ADMIN).await.expect(label);
+        }
+        let mut names = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = s
+                .bindings()
+                .list_bindings(req(pb::ListBindingsRequest { page_size: 2, page_token: token.clone() }, Some(AUDIT)))
+                .await
+                .expect(label)
+                .into_inner();
+            assert!(page.bindings.len() <= 2);
+            names.extend(page.bindings.into_iter().map(|b| b.name));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        assert_eq!(names, ["a", "b", "c", "ingress", "made"], "{label}");
+
+        s.delete("ingress", false, ADMIN).await.expect(label);
+        assert_eq!(code(s.delete("ingress", false, ADMIN).await).0, Code::NotFound);
+        s.delete("ingress", true, ADMIN).await.expect("allow_missing");
+        assert_eq!(code(s.get("ingress", ADMIN).await).0, Code::NotFound);
+    }
+}
+
+#[tokio::test]
+async fn validation_names_every_field() {
+    let s = serve(crate::support::sqlite().await).await;
+    let mut bad = binding("has space", &["3333", "333333333333"]);
+    bad.playbook = "revoke-everything".into();
+    bad.controls = vec!["EC2.13".into(), "EC2".into()];
+    bad.mode = 42;
+    bad.scope.as_mut().expect("scope").organizational_units = vec!["Prod".into()];
+    let v = s.validate(bad.clone(), ADMIN).await.expect("validate");
+    let fields: Vec<&str> = v.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["mode", "name", "playbook", "controls[1]", "scope.accounts[0]", "scope.organizational_units[0]"]
+    );
+    assert!(v[2].1.starts_with("no playbook named \"revoke-everything\"; known: "), "{}", v[2].1);
+
+    let mut params = binding("p", &[]);
+    params.playbook = "set-password-policy".into();
+    params.controls = vec!["IAM.7".into(), "EC2.13".into()];
+    params.parameters = HashMap::from([
+        ("minimum_password_length".to_string(), "8".to_string()),
+        ("colour".to_string(), "blue".to_string()),
+        ("require_symbols".to_string(), "maybe".to_string()),
+    ]);
+    let v = s.validate(params, ADMIN).await.expect("validate");
+    let fields: Vec<&str> = v.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(fields, ["controls[1]", "parameters.colour", "parameters.require_symbols"]);
+    assert!(v[0].1.contains("set-password-policy does not fix EC2.13"), "{}", v[0].1);
+
+    assert_eq!(s.validate(binding("ok", &[]), ADMIN).await.expect("validate"), []);
+
+    // Creating the invalid binding fails with every problem in the message, and stores nothing.
+    let (c, message) = code(s.create(bad, ADMIN).await);
+    assert_eq!(c, Code::InvalidArgument);
+    assert!(message.contains("playbook: no playbook named") && message.contains("scope.accounts[0]"), "{message}");
+    assert_eq!(code(s.get("has space", ADMIN).await).0, Code::NotFound);
+}
+
+#[tokio::test]
+async fn tokens_roles_and_scopes_are_enforced() {
+    let s = serve(crate::support::sqlite().await).await;
+    let no_token = s.bindings().list_bindings(req(pb::ListBindingsRequest::default(), None)).await;
+    let (c, m) = code(no_token);
+    assert_eq!(c, Code::Unauthenticated);
+    assert!(m.starts_with("no token"), "{m}");
+    assert_eq!(code(s.get("x", "guess").await).0, Code::Unauthenticated);
+    let playbooks = pb::playbook_service_client::PlaybookServiceClient::new(s.channel.clone())
+        .list_playbooks(req(pb::ListPlaybooksRequest {}, None))
+        .await;
+    assert_eq!(code(playbooks).0, Code::Unauthenticated);
+
+    // The auditor reads but writes nothing, not even a validation.
+    s.create(binding("central", &[]), ADMIN).await.expect("admin binds everywhere");
+    assert_eq!(s.get("central", AUDIT).await.expect("auditor reads").name, "central");
+    let (c, m) = code(s.create(binding("a", &["333333333333"]), AUDIT).await);
+    assert_eq!(c, Code::PermissionDenied);
+    assert!(m.contains("auditor token, which is read-only"), "{m}");
+    assert_eq!(code(s.validate(binding("a", &["333333333333"]), AUDIT).await).0, Code::PermissionDenied);
+    assert_eq!(code(s.delete("central", true, AUDIT).await).0, Code::PermissionDenied);
+
+    // The app team binds within its accounts and OUs, and nowhere else.
+    let own = s.create(binding("web-ingress", &["333333333333"]), WEB).await.expect("within its scope");
+    assert_eq!(own.created_by, "web");
+    let mut below = binding("web-ou", &[]);
+    below.scope = Some(pb::Scope { organizational_units: vec!["Root/Prod/Web/Blue".into()], ..Default::default() });
+    s.create(below, WEB).await.expect("below its OU");
+    let (c, m) = code(s.create(binding("wide", &["333333333333", "444444444444"]), WEB).await);
+    assert_eq!(c, Code::PermissionDenied);
+    assert!(
+        m.contains("may only bind within accounts [333333333333]")
+            && m.contains("accounts [333333333333, 444444444444]"),
+        "{m}"
+    );
+    let (c, m) = code(s.create(binding("everywhere", &[]), WEB).await);
+    assert_eq!(c, Code::PermissionDenied);
+    assert!(m.contains("every account in the organization"), "{m}");
+    assert_eq!(code(s.validate(binding("wide", &["444444444444"]), WEB).await).0, Code::PermissionDenied);
+    assert_eq!(s.validate(binding("fine", &["333333333333"]), WEB).await.expect("validate"), []);
+
+    // Nor may it take over or delete a binding outside its scope, or move its own out.
+    assert_eq!(code(s.update(binding("central", &["333333333333"]), false, WEB).await).0, Code::PermissionDenied);
+    assert_eq!(code(s.delete("central", false, WEB).await).0, Code::PermissionDenied);
+    assert_eq!(code(s.update(binding("web-ingress", &["444444444444"]), false, WEB).await).0, Code::PermissionDenied);
+    let mut tweaked = binding("web-ingress", &["333333333333"]);
+    tweaked.mode = pb::Mode::DryRun as i32;
+    assert_eq!(s.update(tweaked, false, WEB).await.expect("its own").revision, 2);
+    s.delete("web-ingress", false, WEB).await.expect("its own");
+    assert_eq!(s.get("central", ADMIN).await.expect("untouched").revision, 1);
+}
+
+#[tokio::test]
+async fn playbooks_are_listed_and_posture_is_not_faked() {
+    let s = serve(crate::support::sqlite().await).await;
+    let list = pb::playbook_service_client::PlaybookServiceClient::new(s.channel.clone())
+        .list_playbooks(req(pb::ListPlaybooksRequest {}, Some(AUDIT)))
+        .await
+        .expect("playbooks")
+        .into_inner()
+        .playbooks;
+    let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "block-public-bucket",
+            "deactivate-access-key",
+            "enable-ebs-default-encryption",
+            "enable-guardduty",
+            "enable-s3-account-bpa",
+            "isolate-instance",
+            "revoke-public-ingress",
+            "set-password-policy",
+        ]
+    );
+    let pw = list.iter().find(|p| p.name == "set-password-policy").expect("set-password-policy");
+    assert!(
+        pw.controls.contains(&"IAM.15".to_string())
+            && pw.permissions.contains(&"iam:UpdateAccountPasswordPolicy".to_string())
+    );
+    let len = pw.parameters.iter().find(|p| p.name == "minimum_password_length").expect("parameter");
+    assert_eq!((len.required, len.default_value.as_str()), (false, "14"));
+
+    let posture = pb::posture_service_client::PostureServiceClient::new(s.channel.clone())
+        .get_score(req(pb::GetScoreRequest::default(), Some(ADMIN)))
+        .await;
+    assert_eq!(code(posture).0, Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let s = serve(crate::support::sqlite().await).await;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(s.channel.clone())
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let first = responses.message().await.expect("stream").expect("a response");
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else { panic!("{first:?}") };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"orgsec.v1.BindingService".to_string()), "{names:?}");
+    assert!(names.contains(&"orgsec.v1.PlaybookService".to_string()), "{names:?}");
+}
+
+#[tokio::test]
+async fn healthz_answers_over_http1() {
+    let s = serve(crate::support::sqlite().await).await;
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: orgsec\r\nConnection: close\r\n\r\n").await.expect("write");
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("ok\n"), "{response}");
+}

@@ -1,0 +1,168 @@
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use orgsec::auth::hash_token;
+use orgsec_proto::orgsec::v1 as pb;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_orgsec");
+
+/// `orgsec ARGS` in `dir` with only the given ORGSEC_* variables (and a database in `dir`).
+fn orgsec(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(dir).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ORGSEC_")) {
+        cmd.env_remove(k);
+    }
+    cmd.env("ORGSEC_DATABASE_URL", format!("sqlite://{}", dir.join("orgsec.db").display()));
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.spawn().expect("spawn orgsec");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.unwrap_or_default().as_bytes()).expect("stdin");
+    }
+    child.wait_with_output().expect("orgsec runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn json(o: &Output) -> Value {
+    assert!(o.status.success(), "{}", text(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+}
+
+#[test]
+fn tokens_hash_prints_the_sha256_of_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = orgsec(dir.path(), &["tokens", "hash"], &[], Some("s3cret\n"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hash_token("s3cret"));
+    let empty = orgsec(dir.path(), &["tokens", "hash"], &[], Some(""));
+    assert!(!empty.status.success() && text(&empty).contains("no token on stdin"));
+}
+
+#[test]
+fn playbooks_print_as_table_json_and_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = orgsec(dir.path(), &["playbooks"], &[], None);
+    assert!(table.status.success() && text(&table).contains("revoke-public-ingress"), "{}", text(&table));
+    let all = json(&orgsec(dir.path(), &["playbooks", "--output", "json"], &[], None));
+    assert_eq!(all.as_array().map(Vec::len), Some(8));
+    let policy = json(&orgsec(dir.path(), &["playbooks", "policy", "--all"], &[], None));
+    assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(8));
+    let none = orgsec(dir.path(), &["playbooks", "policy"], &[], None);
+    assert!(!none.status.success() && text(&none).contains("no binding uses a playbook yet"), "{}", text(&none));
+}
+
+#[test]
+fn bindings_are_put_listed_and_deleted_in_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let file = d.join("binding.json");
+    std::fs::write(
+        &file,
+        r#"{"name": "ingress", "controls": ["EC2.13"], "playbook": "revoke-public-ingress", "mode": "auto",
+            "scope": {"accounts": ["333333333333"]}}"#,
+    )
+    .expect("write");
+    let f = file.to_str().expect("path");
+    let put = json(&orgsec(d, &["--output", "json", "bindings", "put", "--file", f], &[], None));
+    assert_eq!((put["revision"].as_i64(), put["created_by"].as_str()), (Some(1), Some("cli")));
+
+    // The listed JSON, edited, goes back in.
+    let listed = json(&orgsec(d, &["bindings", "list", "--output", "json"], &[], None));
+    let mut first = listed[0].clone();
+    first["mode"] = "dry_run".into();
+    std::fs::write(&file, first.to_string()).expect("write");
+    let put = json(&orgsec(d, &["bindings", "put", "--file", f, "--output", "json"], &[], None));
+    assert_eq!((put["revision"].as_i64(), put["mode"].as_str()), (Some(2), Some("dry_run")));
+    let table = orgsec(d, &["bindings", "list"], &[], None);
+    assert!(text(&table).contains("dry_run") && text(&table).contains("ingress"), "{}", text(&table));
+
+    std::fs::write(
+        &file,
+        r#"{"name": "bad", "controls": ["S3.1"], "playbook": "revoke-public-ingress", "scope": {"accounts": ["42"]}}"#,
+    )
+    .expect("write");
+    let bad = orgsec(d, &["bindings", "put", "--file", f], &[], None);
+    let t = text(&bad);
+    assert!(!bad.status.success(), "{t}");
+    assert!(t.contains("binding bad is not valid:\n  controls[0]: revoke-public-ingress does not fix S3.1"), "{t}");
+    assert!(t.contains("\n  scope.accounts[0]: \"42\" is not an AWS account id"), "{t}");
+    std::fs::write(&file, r#"{"name": "typo", "contorls": ["EC2.13"], "playbook": "revoke-public-ingress"}"#)
+        .expect("write");
+    let typo = orgsec(d, &["bindings", "put", "--file", f], &[], None);
+    assert!(!typo.status.success() && text(&typo).contains("unknown field `contorls`"), "{}", text(&typo));
+
+    let deleted = orgsec(d, &["bindings", "delete", "ingress"], &[], None);
+    assert!(deleted.status.success(), "{}", text(&deleted));
+    let again = orgsec(d, &["bindings", "delete", "ingress"], &[], None);
+    assert!(!again.status.success() && text(&again).contains("there is no binding named ingress"));
+    assert!(orgsec(d, &["bindings", "delete", "ingress", "--allow-missing"], &[], None).status.success());
+    assert_eq!(json(&orgsec(d, &["bindings", "list", "--output", "json"], &[], None)), serde_json::json!([]));
+}
+
+#[test]
+fn settings_errors_say_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let missing = orgsec(d, &["--config", "nope.toml", "bindings", "list"], &[], None);
+    assert!(!missing.status.success() && text(&missing).contains("cannot read the config file nope.toml"));
+    let no_tokens = orgsec(d, &["serve"], &[], None);
+    assert!(text(&no_tokens).contains("orgsec serve needs a tokens file"), "{}", text(&no_tokens));
+    std::fs::write(d.join("tokens.toml"), "[[token]]\nname = \"x\"\nrole = \"admin\"\nsha256 = \"plaintext\"\n")
+        .expect("write");
+    let plaintext = orgsec(d, &["serve"], &[("ORGSEC_TOKENS_FILE", "tokens.toml")], None);
+    assert!(text(&plaintext).contains("never the token itself"), "{}", text(&plaintext));
+}
+
+#[test]
+fn serve_prints_its_address_when_ready_and_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(
+        d.join("orgsec.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\ntokens_file = \"tokens.toml\"\ndatabase_url = \"sqlite://{}\"\n",
+            d.join("o.db").display()
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        d.join("tokens.toml"),
+        format!("[[token]]\nname = \"a\"\nrole = \"admin\"\nsha256 = \"{}\"\n", hash_token("t")),
+    )
+    .expect("tokens");
+    let mut child = Command::new(BIN)
+        .args(["--log-format", "json", "serve"])
+        .current_dir(d)
+        .env_remove("ORGSEC_DATABASE_URL")
+        .env_remove("ORGSEC_LISTEN")
+        .env_remove("ORGSEC_TOKENS_FILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+    let url = line.trim().strip_prefix("orgsec API listening on ").map(str::to_string);
+    let result = url.clone().map(|url| {
+        tokio::runtime::Runtime::new().expect("runtime").block_on(async move {
+            let mut r = tonic::Request::new(pb::ListPlaybooksRequest {});
+            r.metadata_mut().insert("authorization", "Bearer t".parse().expect("header"));
+            pb::playbook_service_client::PlaybookServiceClient::connect(url)
+                .await?
+                .list_playbooks(r)
+                .await
+                .map_err(Into::into)
+        })
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(url.as_deref().is_some_and(|u| u.starts_with("http://127.0.0.1:")), "{line:?}");
+    let playbooks: Result<tonic::Response<pb::ListPlaybooksResponse>, Box<dyn std::error::Error + Send + Sync>> =
+        result.expect("ran");
+    assert_eq!(playbooks.expect("list").into_inner().playbooks.len(), 8);
+}
