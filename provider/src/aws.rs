@@ -16,9 +16,34 @@ use crate::framework::config::ProviderConfig;
 #[derive(Debug, Clone)]
 pub struct Aws {
     sdk: SdkConfig,
+    clients: Clients,
     /// The account every call acts in (after assuming the role, if any).
     pub account_id: String,
     pub region: String,
+}
+
+/// One client per service, built once: a client owns its connection pool, so building one per
+/// call would open a new connection (and, against AWS, a new TLS session) for every call.
+/// Cloning a client is cheap (it shares its internals).
+#[derive(Debug, Clone)]
+struct Clients {
+    securityhub: aws_sdk_securityhub::Client,
+    guardduty: aws_sdk_guardduty::Client,
+    accessanalyzer: aws_sdk_accessanalyzer::Client,
+    config: aws_sdk_config::Client,
+    organizations: aws_sdk_organizations::Client,
+}
+
+impl Clients {
+    fn new(sdk: &SdkConfig) -> Clients {
+        Clients {
+            securityhub: aws_sdk_securityhub::Client::new(sdk),
+            guardduty: aws_sdk_guardduty::Client::new(sdk),
+            accessanalyzer: aws_sdk_accessanalyzer::Client::new(sdk),
+            config: aws_sdk_config::Client::new(sdk),
+            organizations: aws_sdk_organizations::Client::new(sdk),
+        }
+    }
 }
 
 /// How long one AWS call may take before it is abandoned (with retries inside).
@@ -78,32 +103,32 @@ impl Aws {
             }
         })?;
         let account_id = who.account().unwrap_or_default().to_string();
-        Ok(Aws { sdk, account_id, region })
+        Ok(Aws { clients: Clients::new(&sdk), sdk, account_id, region })
     }
 
     /// Access built elsewhere, taken as is (no credential check): for embedding and tests.
     pub fn from_parts(sdk: SdkConfig, account_id: &str, region: &str) -> Aws {
-        Aws { sdk, account_id: account_id.to_string(), region: region.to_string() }
+        Aws { clients: Clients::new(&sdk), sdk, account_id: account_id.to_string(), region: region.to_string() }
     }
 
     pub fn securityhub(&self) -> aws_sdk_securityhub::Client {
-        aws_sdk_securityhub::Client::new(&self.sdk)
+        self.clients.securityhub.clone()
     }
 
     pub fn guardduty(&self) -> aws_sdk_guardduty::Client {
-        aws_sdk_guardduty::Client::new(&self.sdk)
+        self.clients.guardduty.clone()
     }
 
     pub fn accessanalyzer(&self) -> aws_sdk_accessanalyzer::Client {
-        aws_sdk_accessanalyzer::Client::new(&self.sdk)
+        self.clients.accessanalyzer.clone()
     }
 
     pub fn config(&self) -> aws_sdk_config::Client {
-        aws_sdk_config::Client::new(&self.sdk)
+        self.clients.config.clone()
     }
 
     pub fn organizations(&self) -> aws_sdk_organizations::Client {
-        aws_sdk_organizations::Client::new(&self.sdk)
+        self.clients.organizations.clone()
     }
 
     /// The same access, acting as `role_arn` (for a step that must run in another account, such
@@ -121,7 +146,12 @@ impl Aws {
             .send()
             .await
             .map_err(|e| format!("cannot act as {role_arn}: {}", describe(&e)))?;
-        Ok(Aws { sdk, account_id: who.account().unwrap_or_default().to_string(), region: self.region.clone() })
+        Ok(Aws {
+            clients: Clients::new(&sdk),
+            sdk,
+            account_id: who.account().unwrap_or_default().to_string(),
+            region: self.region.clone(),
+        })
     }
 
     pub fn sdk(&self) -> &SdkConfig {

@@ -525,6 +525,11 @@ async fn accept_connections(
                 }
             },
         };
+        // Small request/response messages: without this each response waits for Terraform's
+        // delayed ACK (about 40 ms), which made every RPC, and so every plan, slow.
+        if let Err(error) = tcp.set_nodelay(true) {
+            debug!(%error, "could not set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let stopper = stopper.clone();
         let connections = connections.clone();
