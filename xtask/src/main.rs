@@ -3,10 +3,14 @@
 //! - `ci`: everything CI checks, in order: formatting, clippy, every Rust test, the botocore
 //!   second-client suite, the acceptance suite with real Terraform, and the benchmarks in quick
 //!   mode. `.ci/run` calls exactly this.
-//! - `test`: the Rust tests, the botocore suite and the acceptance suite, without lints.
+//! - `test`: the Rust tests (the orchestrator's also on a throwaway PostgreSQL), the botocore
+//!   suite and the acceptance suite, without lints.
 //! - `bench`: the benchmarks in release mode with full-size inputs (figures for
-//!   docs/benchmarks.md).
+//!   docs/benchmarks.md). The provider benchmark needs Terraform, which `scripts/acceptance.sh`
+//!   installs into .venv.
 //! - `demo`: the emulator with the demo organization on 127.0.0.1:4566.
+//! - `docs`: regenerates the provider reference in docs/provider/ from the schemas and examples/
+//!   (a test fails when it is stale).
 
 use std::process::Command;
 
@@ -25,20 +29,44 @@ fn main() -> anyhow::Result<()> {
                 "benchmarks (quick mode)",
                 &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "emulator-findings", "--quick"],
             )?;
+            // Uses the debug provider and the Terraform that the acceptance step built and installed.
+            step(
+                "provider benchmark (quick mode)",
+                &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "provider", "--quick"],
+            )?;
             println!("\nci: all checks passed");
             Ok(())
         }
         Some("test") => tests(),
-        Some("bench") => step(
-            "emulator findings throughput (release)",
-            &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "emulator-findings"],
-        ),
+        Some("bench") => {
+            step(
+                "emulator findings throughput (release)",
+                &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "emulator-findings"],
+            )?;
+            // The provider benchmark runs the provider built with its own profile.
+            step(
+                "provider build (release)",
+                &["cargo", "build", "--locked", "--release", "-p", "terraform-provider-orgsec"],
+            )?;
+            step(
+                "provider vs terraform_data (release)",
+                &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "provider"],
+            )
+        }
         Some("demo") => step(
             "emulator with the demo organization",
             &["cargo", "run", "--locked", "-q", "-p", "orgsec-emulator", "--", "--scenario", "demo"],
         ),
+        Some("docs") => {
+            // The docs test writes the pages instead of comparing them when this is set.
+            env_step(
+                "provider reference (docs/provider)",
+                &["cargo", "test", "--locked", "-q", "-p", "terraform-provider-orgsec", "--test", "docs"],
+                ("ORGSEC_UPDATE_DOCS", "1"),
+            )
+        }
         other => {
-            eprintln!("usage: cargo xtask <ci|test|bench|demo>");
+            eprintln!("usage: cargo xtask <ci|test|bench|demo|docs>");
             if let Some(o) = other {
                 bail!("unknown command '{o}'");
             }
@@ -49,14 +77,30 @@ fn main() -> anyhow::Result<()> {
 
 fn tests() -> anyhow::Result<()> {
     step("rust tests", &["cargo", "test", "--locked", "--workspace"])?;
+    // The orchestrator's store tests again, against a throwaway PostgreSQL (installed with apt
+    // when its binaries are missing).
+    step(
+        "orchestrator tests on PostgreSQL",
+        &["bash", "scripts/with-postgres.sh", "cargo", "test", "--locked", "-q", "-p", "orgsec"],
+    )?;
     step("botocore second-client tests", &["bash", "scripts/botocore-tests.sh"])?;
     step("acceptance tests with real Terraform", &["bash", "scripts/acceptance.sh"])
 }
 
 fn step(name: &str, cmd: &[&str]) -> anyhow::Result<()> {
+    run(name, Command::new(cmd[0]).args(&cmd[1..]), cmd)
+}
+
+/// A step with one extra environment variable for the child (this process's environment is left
+/// alone).
+fn env_step(name: &str, cmd: &[&str], (key, value): (&str, &str)) -> anyhow::Result<()> {
+    run(name, Command::new(cmd[0]).args(&cmd[1..]).env(key, value), cmd)
+}
+
+fn run(name: &str, command: &mut Command, cmd: &[&str]) -> anyhow::Result<()> {
     println!("\n==> {name}: {}", cmd.join(" "));
     let started = std::time::Instant::now();
-    let status = Command::new(cmd[0]).args(&cmd[1..]).status().with_context(|| format!("running {}", cmd[0]))?;
+    let status = command.status().with_context(|| format!("running {}", cmd[0]))?;
     if !status.success() {
         bail!("{name} failed ({status}) after {:.0} s", started.elapsed().as_secs_f64());
     }
