@@ -52,18 +52,24 @@ dir=$(mktemp -d -t orgsec-pg.XXXXXX)
 chmod 755 "$dir"
 [[ ${#as_pg[@]} -gt 0 ]] && chown postgres "$dir"
 
+# Runs a PostgreSQL program, as the postgres user when we are root, from a folder that user can
+# enter (the caller's may be private to root).
+pg() {
+    (cd "$dir" && "${as_pg[@]}" "$@")
+}
+
 cleanup() {
-    "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    pg "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$dir"
 }
 trap cleanup EXIT
 
-"${as_pg[@]}" "$bindir/initdb" -D "$dir/data" -U orgsec --auth=trust --encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1 || {
+pg "$bindir/initdb" -D "$dir/data" -U orgsec --auth=trust --encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1 || {
     cat "$dir/initdb.log" >&2
     exit 1
 }
 # Durability is not the point of a throwaway cluster: trade it for speed.
-if ! "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+if ! pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
     start >/dev/null; then
     cat "$dir/server.log" >&2
