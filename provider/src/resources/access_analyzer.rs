@@ -288,11 +288,7 @@ fn unused_access(kind: &str) -> bool {
 }
 
 fn analyzer_name(v: &Value) -> Option<String> {
-    ["name", "id"]
-        .iter()
-        .find_map(|attr| v.get_attr(attr).and_then(Value::as_str))
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    super::name_or_id(v)
 }
 
 /// The known string tags of a configuration, plan or state.

@@ -315,7 +315,7 @@ impl Settings {
             role_arn: text("role_arn"),
             all_supported: flag("all_supported", true),
             include_global: flag("include_global_resource_types", false),
-            resource_types: strings(v.get_attr("resource_types").unwrap_or(&Value::Null)),
+            resource_types: super::string_set(v.get_attr("resource_types").unwrap_or(&Value::Null)),
             bucket: text("delivery_bucket"),
             recording: flag("recording", true),
         }
@@ -358,16 +358,7 @@ impl Found {
 }
 
 fn recorder_name(v: &Value) -> Option<String> {
-    ["name", "id"]
-        .iter()
-        .find_map(|attr| v.get_attr(attr).and_then(Value::as_str))
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-/// The known strings of a set, list or null.
-fn strings(v: &Value) -> BTreeSet<String> {
-    v.as_elements().map(|es| es.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+    super::name_or_id(v)
 }
 
 fn valid_name(name: &str) -> bool {

@@ -341,11 +341,7 @@ impl Found {
 }
 
 fn rule_name(v: &Value) -> Option<String> {
-    ["name", "id"]
-        .iter()
-        .find_map(|attr| v.get_attr(attr).and_then(Value::as_str))
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    super::name_or_id(v)
 }
 
 fn valid_name(name: &str) -> bool {
@@ -356,11 +352,6 @@ fn valid_name(name: &str) -> bool {
 fn valid_identifier(id: &str) -> bool {
     (1..=MAX_IDENTIFIER).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// The known strings of a set or null.
-fn strings(v: &Value) -> BTreeSet<String> {
-    v.as_elements().map(|es| es.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
 }
 
 /// PutConfigRule with the planned definition (creates or replaces the rule named `name`).
@@ -378,7 +369,7 @@ async fn put(aws: &Aws, name: &str, planned: &Value, doing: &str) -> Result<(), 
         None => BTreeMap::new(),
     };
     rule = rule.input_parameters(canonical(&params));
-    let types = strings(planned.get_attr("resource_types").unwrap_or(&Value::Null));
+    let types = super::string_set(planned.get_attr("resource_types").unwrap_or(&Value::Null));
     if !types.is_empty() {
         rule = rule.scope(Scope::builder().set_compliance_resource_types(Some(types.into_iter().collect())).build());
     }

@@ -10,7 +10,10 @@ pub mod remediation_binding;
 pub mod securityhub_account;
 pub mod standard;
 
+use std::collections::BTreeSet;
+
 use crate::framework::Resource;
+use crate::tfvalue::Value;
 
 /// Every resource the provider offers.
 pub fn all() -> Vec<Box<dyn Resource>> {
@@ -24,4 +27,19 @@ pub fn all() -> Vec<Box<dyn Resource>> {
         Box::new(standard::Standard),
         Box::new(remediation_binding::RemediationBinding),
     ]
+}
+
+/// The resource's name from a plan (`name`), or from an imported state that has only `id`; `None`
+/// when neither holds a non-empty string.
+fn name_or_id(v: &Value) -> Option<String> {
+    ["name", "id"]
+        .iter()
+        .find_map(|attr| v.get_attr(attr).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// The known strings of a set or list attribute's value (none when it is null or unknown).
+fn string_set(v: &Value) -> BTreeSet<String> {
+    v.as_elements().map(|es| es.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
 }

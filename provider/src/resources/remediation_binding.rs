@@ -327,11 +327,7 @@ fn valid_control(id: &str) -> bool {
 }
 
 fn binding_name(v: &Value) -> Option<String> {
-    ["name", "id"]
-        .iter()
-        .find_map(|attr| v.get_attr(attr).and_then(Value::as_str))
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    super::name_or_id(v)
 }
 
 /// The known strings of a set or list.
