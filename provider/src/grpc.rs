@@ -339,6 +339,23 @@ fn unknown_error(state: &Value, doing: &str) -> Option<Diagnostics> {
     Some(d)
 }
 
+/// The diagnostics of validating a configuration of `schema`: a decoding failure, or what
+/// `validate` finds in the decoded value.
+fn validated(
+    schema: &Schema,
+    config: Option<&pb::DynamicValue>,
+    validate: impl FnOnce(&Value, &mut Diagnostics),
+) -> Diagnostics {
+    match decode(config, &schema.value_type()) {
+        Ok(config) => {
+            let mut d = Diagnostics::default();
+            validate(&config, &mut d);
+            d
+        }
+        Err(d) => d,
+    }
+}
+
 /// A result as a response's value and diagnostics fields.
 fn split(r: Result<pb::DynamicValue, Diagnostics>) -> (Option<pb::DynamicValue>, Diagnostics) {
     match r {
@@ -641,13 +658,10 @@ impl pb::provider_server::Provider for ProviderService {
         request: Request<pb::validate_resource_config::Request>,
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
         let r = request.get_ref();
-        let diagnostics = self.resource(&r.type_name).and_then(|res| {
-            let config = decode(r.config.as_ref(), &res.schema().value_type())?;
-            let mut d = Diagnostics::default();
-            res.validate(&config, &mut d);
-            Ok(d)
-        });
-        let diagnostics = diagnostics.unwrap_or_else(|d| d);
+        let diagnostics = match self.resource(&r.type_name) {
+            Ok(res) => validated(&res.schema(), r.config.as_ref(), |c, d| res.validate(c, d)),
+            Err(d) => d,
+        };
         Ok(Response::new(pb::validate_resource_config::Response { diagnostics: diagnostics_to_pb(&diagnostics) }))
     }
 
@@ -772,13 +786,10 @@ impl pb::provider_server::Provider for ProviderService {
         request: Request<pb::validate_data_resource_config::Request>,
     ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
         let r = request.get_ref();
-        let diagnostics = self.data_source(&r.type_name).and_then(|ds| {
-            let config = decode(r.config.as_ref(), &ds.schema().value_type())?;
-            let mut d = Diagnostics::default();
-            ds.validate(&config, &mut d);
-            Ok(d)
-        });
-        let diagnostics = diagnostics.unwrap_or_else(|d| d);
+        let diagnostics = match self.data_source(&r.type_name) {
+            Ok(ds) => validated(&ds.schema(), r.config.as_ref(), |c, d| ds.validate(c, d)),
+            Err(d) => d,
+        };
         Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics: diagnostics_to_pb(&diagnostics) }))
     }
 
