@@ -10,8 +10,12 @@
 pub mod api;
 pub mod auth;
 pub mod binding;
+pub mod catalogue;
+pub mod finding;
+pub mod normalize;
 pub mod playbooks;
 pub mod render;
+pub mod score;
 pub mod service;
 pub mod settings;
 pub mod store;
