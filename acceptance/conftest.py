@@ -4,9 +4,10 @@ import hashlib
 import json
 import os
 import shutil
-import urllib.request
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -128,7 +129,7 @@ class Orchestrator:
     ADMIN_TOKEN = "acc-admin-token"
     APP_TOKEN = "acc-web-team-token"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, emulator_url=None):
         self.path = path
         self.binary = BIN / "orgsec"
         self.database_url = f"sqlite://{path / 'orgsec.db'}"
@@ -150,7 +151,19 @@ class Orchestrator:
             ORGSEC_DATABASE_URL=self.database_url,
             ORGSEC_TOKENS_FILE=str(tokens),
             ORGSEC_LISTEN="127.0.0.1:0",
+            # Without an emulator there is nothing to sync: serve the API only.
+            ORGSEC_SYNC_INTERVAL="0",
         )
+        if emulator_url:
+            # The demo org's delegated admin, as a user would export it: one round at start.
+            self.env.update(
+                AWS_ENDPOINT_URL=emulator_url,
+                AWS_ACCESS_KEY_ID="AKID222222222222",
+                AWS_SECRET_ACCESS_KEY="acceptance",
+                AWS_REGION="us-east-1",
+                ORGSEC_EXTERNAL_ID="orgsec-demo",
+                ORGSEC_SYNC_INTERVAL="3600",
+            )
         self.proc = None
         self.log = None
         self.url = None
@@ -171,6 +184,18 @@ class Orchestrator:
             log = (self.path / "orgsec.log").read_text()
             pytest.fail(f"orgsec serve did not start: {line!r}\n{log}")
         self.url = line.strip().split("listening on ", 1)[1]
+
+    def wait_for_round(self, timeout=60):
+        """Waits until the background round (enroll, sync, score) has published scores."""
+        deadline = time.monotonic() + timeout
+        log = self.path / "orgsec.log"
+        while time.monotonic() < deadline:
+            if "round done" in log.read_text():
+                return
+            if self.proc.poll() is not None:
+                pytest.fail(f"orgsec serve exited:\n{log.read_text()}")
+            time.sleep(0.2)
+        pytest.fail(f"no round finished within {timeout} s:\n{log.read_text()}")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -203,5 +228,19 @@ def orchestrator(tmp_path_factory):
         pytest.fail(f"{binary} is missing: build it first (scripts/acceptance.sh does)")
     orch = Orchestrator(tmp_path_factory.mktemp("orchestrator"))
     orch.start()
+    yield orch
+    orch.stop()
+
+
+@pytest.fixture
+def synced_orchestrator(tmp_path_factory, workspace):
+    """`orgsec serve` reading the demo org (reset by `workspace`): its first round has enrolled,
+    synced and scored by the time the test starts."""
+    binary = BIN / "orgsec"
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: build it first (scripts/acceptance.sh does)")
+    orch = Orchestrator(tmp_path_factory.mktemp("orchestrator"), emulator_url=workspace.emulator_url)
+    orch.start()
+    orch.wait_for_round()
     yield orch
     orch.stop()

@@ -9,12 +9,18 @@
 
 pub mod api;
 pub mod auth;
+pub mod aws;
 pub mod binding;
 pub mod catalogue;
+pub mod collect;
+pub mod enroll;
 pub mod finding;
+pub mod metrics;
 pub mod normalize;
 pub mod playbooks;
+pub mod posture;
 pub mod render;
+pub mod rounds;
 pub mod score;
 pub mod service;
 pub mod settings;

@@ -9,12 +9,18 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use orgsec::api::Api;
 use orgsec::auth::{Tokens, hash_token};
+use orgsec::aws::Aws;
 use orgsec::binding::{self, BindingFile, BindingSpec};
+use orgsec::catalogue::catalogue;
+use orgsec::collect::{Collector, SyncOptions, limits::Limits};
+use orgsec::enroll::{self, AccountState, Selection};
+use orgsec::finding::{Compliance, Severity, Source, Workflow};
 use orgsec::playbooks::{self, CATALOGUE};
-use orgsec::render;
+use orgsec::score::{ScopeKind, ScopeRef, Weights};
 use orgsec::service::{Bindings, ServiceError};
 use orgsec::settings::{DEFAULT_CONFIG_FILE, Settings};
-use orgsec::store::Store;
+use orgsec::store::{FindingQuery, Store};
+use orgsec::{posture, render};
 
 /// orgsec: enroll, assess, score and remediate an AWS Organization from its delegated-admin
 /// security account.
@@ -48,8 +54,77 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole loop on an emulated organization, with no AWS account: start the emulator
+    /// in-process with the demo org, enroll, sync, score, and print the scores and priorities.
+    Demo {
+        /// Where the demo keeps its database (replaced at each run).
+        #[arg(long, value_name = "DIR", default_value = "orgsec-demo")]
+        dir: PathBuf,
+    },
     /// Serve the gRPC API (bindings, playbooks) and /healthz on the `listen` address.
     Serve,
+    /// Discover the organization and make accounts Security Hub and GuardDuty members of this
+    /// (delegated-admin) account, checking that the member role can be assumed.
+    Enroll {
+        /// Every account of the organization (except this one, the management account and
+        /// suspended accounts).
+        #[arg(long, conflicts_with = "account", required_unless_present = "account")]
+        all: bool,
+        /// This account (repeatable); accounts outside the organization are invited.
+        #[arg(long, value_name = "ID")]
+        account: Vec<String>,
+    },
+    /// Collect findings from Security Hub, GuardDuty, Config and Access Analyzer in every
+    /// enrolled account and region, then score.
+    Sync {
+        /// Only these sources (repeatable): securityhub, guardduty, config, access-analyzer.
+        #[arg(long, value_name = "SOURCE", value_parser = parse_source)]
+        source: Vec<Source>,
+        /// Accounts read at the same time.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+    /// Scores (0-100, 100 = low risk) by scope.
+    Score {
+        /// Which scopes to list; the org's score is always given first.
+        #[arg(long, value_enum, default_value_t = By::Account)]
+        by: By,
+    },
+    /// Controls ranked by improvement potential: the points a scope's score would gain if the
+    /// control passed everywhere in it.
+    Priorities {
+        /// In this account only.
+        #[arg(long, value_name = "ID", conflicts_with = "ou")]
+        account: Option<String>,
+        /// In this OU only (`Root/Prod`).
+        #[arg(long, value_name = "PATH")]
+        ou: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Stored findings, filtered (each filter is repeatable; values within one filter are ORed).
+    Findings {
+        #[arg(long, value_name = "ID")]
+        account: Vec<String>,
+        #[arg(long, value_name = "SOURCE", value_parser = parse_source)]
+        source: Vec<Source>,
+        #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+        severity: Vec<Severity>,
+        #[arg(long, value_name = "CONTROL")]
+        control: Vec<String>,
+        /// failing | passing | a workflow status (NEW, NOTIFIED, RESOLVED, SUPPRESSED) | a
+        /// compliance status (PASSED, FAILED, WARNING, NOT_AVAILABLE).
+        #[arg(long, value_name = "STATUS")]
+        status: Vec<String>,
+        /// At most this many (use --after with the last uid for the next page).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, value_name = "UID")]
+        after: Option<String>,
+        /// Include each finding's source document (JSON output).
+        #[arg(long)]
+        raw: bool,
+    },
     /// Remediation bindings in the store.
     Bindings {
         #[command(subcommand)]
@@ -65,6 +140,25 @@ enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum By {
+    Org,
+    Ou,
+    Account,
+    ResourceType,
+    Resource,
+}
+
+fn parse_source(s: &str) -> Result<Source, String> {
+    Source::parse(s)
+        .ok_or_else(|| format!("unknown source {s:?}: use securityhub, guardduty, config or access-analyzer"))
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    Severity::parse(s)
+        .ok_or_else(|| format!("unknown severity {s:?}: use CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,15 +199,19 @@ enum TokensCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The demo speaks for itself: only warnings in its logs.
+    init_logging(cli.log_format, if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "orgsec=info,warn" });
+    // The AWS SDK's deserializers recurse deeply on large Security Hub pages: give the workers
+    // room, and run everything on them rather than on the main thread.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(32 << 20).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(async { tokio::spawn(run(cli)).await.unwrap_or_else(|e| Err(anyhow!("{e}"))) });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -122,9 +220,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("orgsec=info,warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -141,7 +239,117 @@ async fn run(cli: Cli) -> Result<()> {
         Ok(Settings::from_env(&path, required)?)
     };
     match cli.command {
+        Command::Demo { dir } => demo(&dir, cli.output).await,
         Command::Serve => serve(settings()?).await,
+        Command::Enroll { all, account } => {
+            let settings = settings()?;
+            let store = open_store(&settings).await?;
+            let aws = Aws::from_env(&settings).await;
+            let selection = if all { Selection::All } else { Selection::Accounts(account) };
+            let bar = progress_bar("enrolling");
+            let report = enroll::run(&aws, &store, &selection, &|p| {
+                bar.set_length(p.total as u64);
+                bar.set_position(p.done as u64);
+                bar.set_message(format!("{} {}", p.account, p.state));
+            })
+            .await;
+            bar.finish_and_clear();
+            store.close().await;
+            let report = report?;
+            print(match cli.output {
+                Output::Table => enroll::render_table(&report),
+                Output::Json => serde_json::to_string_pretty(&report)?,
+            });
+            Ok(())
+        }
+        Command::Sync { source, concurrency } => {
+            let settings = settings()?;
+            let store = open_store(&settings).await?;
+            let result = sync(&settings, &store, source, concurrency, cli.output).await;
+            store.close().await;
+            result
+        }
+        Command::Score { by } => {
+            let store = open_store(&settings()?).await?;
+            let board = posture::scoreboard(&store, Weights::default()).await;
+            let names = account_names(&store).await;
+            store.close().await;
+            let board = board?;
+            let kind = match by {
+                By::Org => ScopeKind::Org,
+                By::Ou => ScopeKind::Ou,
+                By::Account => ScopeKind::Account,
+                By::ResourceType => ScopeKind::ResourceType,
+                By::Resource => ScopeKind::Resource,
+            };
+            let mut scores = vec![board.score(&ScopeRef::org())];
+            if kind != ScopeKind::Org {
+                scores.extend(board.scores(kind));
+            }
+            if board.is_empty() && cli.output == Output::Table {
+                eprintln!("Nothing collected yet: run `orgsec enroll --all`, then `orgsec sync`.");
+            }
+            print(match cli.output {
+                Output::Table => render::scores_table(&scores, &|id| names.get(id).cloned()),
+                Output::Json => serde_json::to_string_pretty(&scores)?,
+            });
+            Ok(())
+        }
+        Command::Priorities { account, ou, limit } => {
+            let store = open_store(&settings()?).await?;
+            let board = posture::scoreboard(&store, Weights::default()).await;
+            store.close().await;
+            let board = board?;
+            let scope = match (account, ou) {
+                (Some(a), _) => ScopeRef::account(a),
+                (None, Some(ou)) => ScopeRef::ou(&ou),
+                (None, None) => ScopeRef::org(),
+            };
+            let list = board.priorities(&scope, limit);
+            print(match cli.output {
+                Output::Table => render::priorities_table(&list, &|c| catalogue().get(c).map(|c| c.title.clone())),
+                Output::Json => serde_json::to_string_pretty(&list)?,
+            });
+            Ok(())
+        }
+        Command::Findings { account, source, severity, control, status, limit, after, raw } => {
+            let mut q = FindingQuery {
+                accounts: account,
+                sources: source,
+                severities: severity,
+                controls: control,
+                limit: Some(limit),
+                after,
+                with_raw: raw,
+                ..FindingQuery::default()
+            };
+            for s in &status {
+                match s.to_ascii_lowercase().as_str() {
+                    "failing" => q.failing = Some(true),
+                    "passing" => q.failing = Some(false),
+                    _ => {
+                        if let Some(w) = Workflow::parse(s) {
+                            q.workflow.push(w);
+                        } else if let Some(c) = Compliance::parse(s) {
+                            q.compliance.push(c);
+                        } else {
+                            bail!(
+                                "unknown status {s:?}: use failing, passing, a workflow status (NEW, NOTIFIED, RESOLVED, SUPPRESSED) or a compliance status (PASSED, FAILED, WARNING, NOT_AVAILABLE)"
+                            );
+                        }
+                    }
+                }
+            }
+            let store = open_store(&settings()?).await?;
+            let found = store.findings(&q).await;
+            store.close().await;
+            let found = found?;
+            print(match cli.output {
+                Output::Table => render::findings_table(&found),
+                Output::Json => render::findings_json(&found, raw),
+            });
+            Ok(())
+        }
         Command::Bindings { command } => {
             let store = open_store(&settings()?).await?;
             let result = bindings(&store, command, cli.output).await;
@@ -184,6 +392,167 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `orgsec demo`: the emulator in-process, then enroll, sync and score as a user would.
+async fn demo(dir: &Path, output: Output) -> Result<()> {
+    let started = std::time::Instant::now();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let f = dir.join(format!("orgsec.db{suffix}"));
+        if f.exists() {
+            std::fs::remove_file(&f).with_context(|| format!("removing the previous demo's {}", f.display()))?;
+        }
+    }
+    let say = |line: String| {
+        if output == Output::Table {
+            eprintln!("{line}");
+        }
+    };
+    let em = orgsec_emulator::Emulator::builder()
+        .scenario("demo")
+        .start()
+        .await
+        .map_err(|e| anyhow!("cannot start the emulator: {e}"))?;
+    say(format!("Emulated organization \"demo\" at {} (no AWS account is used).", em.url()));
+    let url = format!("sqlite://{}", dir.join("orgsec.db").display());
+    let store = Store::open(&url).await?;
+    let mut settings = Settings::load(&dir.join("orgsec.toml"), false, |_| None)?;
+    settings.database_url = url;
+    settings.external_id = Some("orgsec-demo".into());
+    settings.regions = vec!["us-east-1".into()];
+    let base = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(em.url())
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new("AKID222222222222", "demo", None, None, "orgsec-demo"),
+        ))
+        .build();
+    let aws = Aws::new(base, &settings);
+
+    let enrolled = enroll::run(&aws, &store, &Selection::All, &|_| {}).await?;
+    say(format!("Enrolled: {}", enrolled.summary()));
+    let accounts: Vec<String> = store
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|a| matches!(a.state, AccountState::Enrolled | AccountState::Admin))
+        .map(|a| a.account_id)
+        .collect();
+    let collector = Collector::new(aws, store.clone(), std::sync::Arc::new(Limits::default()));
+    let report = collector.sync(&accounts, &SyncOptions::default(), &|_| {}).await?;
+    let collected: Vec<String> = report.collected.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    say(format!("Collected {} findings ({}).", report.collected.values().sum::<u64>(), collected.join(", ")));
+    let board = posture::scoreboard(&store, Weights::default()).await?;
+    posture::snapshot(&store, &board, report.finished_at).await?;
+    let names = account_names(&store).await;
+    store.close().await;
+    em.shutdown().await;
+
+    let org = board.score(&ScopeRef::org());
+    let mut scores = vec![org.clone()];
+    scores.extend(board.scores(ScopeKind::Ou));
+    scores.extend(board.scores(ScopeKind::Account));
+    let priorities = board.priorities(&ScopeRef::org(), 5);
+    match output {
+        Output::Table => {
+            print(render::scores_table(&scores, &|id| names.get(id).cloned()));
+            print(
+                "\nTop priorities (points the organization's score gains when the control passes everywhere):"
+                    .to_string(),
+            );
+            print(render::priorities_table(&priorities, &|c| catalogue().get(c).map(|c| c.title.clone())));
+            print(format!(
+                "\nOrganization score {:.1}/100 in {:.1} s. The database is in {}: try\n  ORGSEC_DATABASE_URL=sqlite://{}/orgsec.db orgsec findings --status failing --severity CRITICAL\n  ORGSEC_DATABASE_URL=sqlite://{}/orgsec.db orgsec score --by resource-type",
+                org.score,
+                started.elapsed().as_secs_f64(),
+                dir.display(),
+                dir.display(),
+                dir.display(),
+            ));
+        }
+        Output::Json => print(serde_json::to_string_pretty(&serde_json::json!({
+            "org_score": org.score,
+            "scores": scores,
+            "priorities": priorities,
+            "collected": report.collected,
+        }))?),
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise (logs, pipes, CI).
+fn progress_bar(what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} {{msg}}")) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn account_names(store: &Store) -> std::collections::HashMap<String, String> {
+    store.accounts().await.unwrap_or_default().into_iter().map(|a| (a.account_id, a.name)).collect()
+}
+
+async fn sync(
+    settings: &Settings,
+    store: &Store,
+    sources: Vec<Source>,
+    concurrency: usize,
+    output: Output,
+) -> Result<()> {
+    let accounts: Vec<String> = store
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|a| matches!(a.state, AccountState::Enrolled | AccountState::Admin))
+        .map(|a| a.account_id)
+        .collect();
+    if accounts.is_empty() {
+        bail!("no enrolled accounts to read: run `orgsec enroll --all` (or `--account ID`) first");
+    }
+    let aws = Aws::from_env(settings).await;
+    let collector = Collector::new(aws, store.clone(), std::sync::Arc::new(Limits::default()));
+    let options = SyncOptions { sources, concurrency, ..SyncOptions::default() };
+    let bar = progress_bar("collecting");
+    let report = collector
+        .sync(&accounts, &options, &|p| {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+            bar.set_message(format!("{} findings", p.collected));
+        })
+        .await;
+    bar.finish_and_clear();
+    let report = report?;
+    let board = posture::scoreboard(store, Weights::default()).await?;
+    posture::snapshot(store, &board, report.finished_at).await?;
+    let org = board.score(&ScopeRef::org());
+    match output {
+        Output::Table => {
+            print(render::sync_table(&report));
+            print(format!(
+                "Organization score: {:.1} ({} of {} checks failing)",
+                org.score, org.failing_checks, org.checks
+            ));
+        }
+        Output::Json => {
+            let mut v = serde_json::to_value(&report)?;
+            v["org_score"] = serde_json::json!(org.score);
+            print(serde_json::to_string_pretty(&v)?);
+        }
+    }
+    let failed = report.errors().count();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} reads failed (listed above); everything else was collected and stored",
+            report.units.len()
+        );
+    }
+    Ok(())
 }
 
 fn print(text: String) {
@@ -274,9 +643,41 @@ async fn serve(settings: Settings) -> Result<()> {
         format!("cannot listen on {} (set listen in orgsec.toml or ORGSEC_LISTEN)", settings.listen)
     })?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = ?store.backend(), tokens = tokens.len(), "serving");
+    let metrics = std::sync::Arc::new(orgsec::metrics::Metrics::new());
+    let posture = orgsec::posture::SharedPosture::default();
+    let aws = Aws::from_env(&settings).await.with_interceptor(orgsec::metrics::AwsCallCounter::new(metrics.clone()));
+    let rounds = orgsec::rounds::Rounds {
+        collector: Collector::new(aws.clone(), store.clone(), std::sync::Arc::new(Limits::default())),
+        aws,
+        store: store.clone(),
+        posture: posture.clone(),
+        metrics: metrics.clone(),
+    };
+    // Serve what the store already holds at once; the first round refreshes it.
+    if let Err(e) = rounds.rescore().await {
+        tracing::warn!(error = %e, "cannot score what the store holds");
+    }
+    tracing::info!(%addr, database = ?store.backend(), tokens = tokens.len(), sync_interval_seconds = settings.sync_interval_seconds, "serving");
     print(format!("orgsec API listening on http://{addr}"));
-    Api::new(store.clone(), tokens).serve(listener, shutdown_signal()).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = (settings.sync_interval_seconds > 0).then(|| {
+        let every = std::time::Duration::from_secs(settings.sync_interval_seconds);
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            rounds
+                .run(every, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+        })
+    });
+    let api = Api::new(store.clone(), tokens).with_metrics(metrics).with_posture(posture);
+    let served = api.serve(listener, shutdown_signal()).await;
+    let _ = stop.send(true);
+    if let Some(task) = background {
+        let _ = task.await;
+    }
+    served?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -52,8 +52,9 @@ pub fn page<'a>(body: &'a str, key: &str, token_key: &str) -> Result<Page<'a>, S
     let items = match map.get(key) {
         None => Vec::new(),
         Some(raw) if raw.get() == "null" => Vec::new(),
-        Some(raw) => serde_json::from_str::<Vec<&'a RawValue>>(raw.get())
-            .map_err(|e| format!("`{key}` is not a list: {e}"))?,
+        Some(raw) => {
+            serde_json::from_str::<Vec<&'a RawValue>>(raw.get()).map_err(|e| format!("`{key}` is not a list: {e}"))?
+        }
     };
     let next_token = match map.get(token_key) {
         None => None,
@@ -201,15 +202,16 @@ pub fn securityhub(
     lookup: impl Fn(&str) -> Option<&'static Control>,
 ) -> Result<Finding, Rejected> {
     check_size(raw)?;
-    let d: Asff<'_> =
-        serde_json::from_str(raw.get()).map_err(|e| Rejected::new(None, format!("malformed: {e}")))?;
-    let id = d.id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| Rejected::new(None, "incomplete: Id is missing"))?;
+    let d: Asff<'_> = serde_json::from_str(raw.get()).map_err(|e| Rejected::new(None, format!("malformed: {e}")))?;
+    let id =
+        d.id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| Rejected::new(None, "incomplete: Id is missing"))?;
     let missing = |what: &str| Rejected::new(Some(id), format!("incomplete: {what} is missing"));
     let product_arn = d.product_arn.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("ProductArn"))?;
     let account = d.aws_account_id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("AwsAccountId"))?;
     let resource = d.resources.as_ref().and_then(|r| r.first()).ok_or_else(|| missing("Resources"))?;
     let resource_id = resource.id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("Resources[0].Id"))?;
-    let resource_type = resource.kind.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("Resources[0].Type"))?;
+    let resource_type =
+        resource.kind.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("Resources[0].Type"))?;
     let created_at = time_field(d.created_at.as_ref(), "CreatedAt", id)?;
     let updated_at = time_field(d.updated_at.as_ref(), "UpdatedAt", id)?;
     let region = d.region.as_deref().filter(|s| !s.is_empty()).unwrap_or(region);
@@ -230,15 +232,17 @@ pub fn securityhub(
         _ => control_id.as_deref().and_then(&lookup).map(|c| c.severity).ok_or_else(|| missing("Severity"))?,
     };
     let workflow_status = match (d.workflow.as_ref().and_then(|w| w.status.as_deref()), d.workflow_state.as_deref()) {
-        (Some(s), _) => Workflow::parse(s).ok_or_else(|| Rejected::new(Some(id), format!("malformed: Workflow.Status {s}")))?,
+        (Some(s), _) => {
+            Workflow::parse(s).ok_or_else(|| Rejected::new(Some(id), format!("malformed: Workflow.Status {s}")))?
+        }
         (None, Some("RESOLVED")) => Workflow::Resolved,
         (None, Some("DEFERRED")) => Workflow::Suppressed,
         _ => Workflow::New,
     };
     let compliance_status = match d.compliance.as_ref().and_then(|c| c.status.as_deref()) {
-        Some(s) => {
-            Some(Compliance::parse(s).ok_or_else(|| Rejected::new(Some(id), format!("malformed: Compliance.Status {s}")))?)
-        }
+        Some(s) => Some(
+            Compliance::parse(s).ok_or_else(|| Rejected::new(Some(id), format!("malformed: Compliance.Status {s}")))?,
+        ),
         None => None,
     };
     let active = d.record_state.as_deref() != Some("ARCHIVED");
@@ -356,7 +360,8 @@ pub fn guardduty(raw: &RawValue, region: &str) -> Result<Finding, Rejected> {
     check_size(raw)?;
     let d: GdFinding<'_> =
         serde_json::from_str(raw.get()).map_err(|e| Rejected::new(None, format!("malformed: {e}")))?;
-    let id = d.id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| Rejected::new(None, "incomplete: id is missing"))?;
+    let id =
+        d.id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| Rejected::new(None, "incomplete: id is missing"))?;
     let missing = |what: &str| Rejected::new(Some(id), format!("incomplete: {what} is missing"));
     let account = d.account_id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("accountId"))?;
     let kind = d.kind.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("type"))?;
@@ -575,7 +580,8 @@ pub fn access_analyzer(raw: &RawValue, analyzer_arn: &str, account: &str, region
     check_size(raw)?;
     let d: AaFinding<'_> =
         serde_json::from_str(raw.get()).map_err(|e| Rejected::new(None, format!("malformed: {e}")))?;
-    let id = d.id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| Rejected::new(None, "incomplete: id is missing"))?;
+    let id =
+        d.id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| Rejected::new(None, "incomplete: id is missing"))?;
     let missing = |what: &str| Rejected::new(Some(id), format!("incomplete: {what} is missing"));
     let resource = d.resource.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("resource"))?;
     let rtype = d.resource_type.as_deref().ok_or_else(|| missing("resourceType"))?;
@@ -602,7 +608,9 @@ pub fn access_analyzer(raw: &RawValue, analyzer_arn: &str, account: &str, region
         resource_id: resource.to_string(),
         resource_tags: BTreeMap::new(),
         control_id: None,
-        finding_type: Some("Software and Configuration Checks/AWS Security Best Practices/External Access Granted".into()),
+        finding_type: Some(
+            "Software and Configuration Checks/AWS Security Best Practices/External Access Granted".into(),
+        ),
         title: format!("{rtype} {what}"),
         severity: if public { Severity::High } else { Severity::Low },
         workflow_status: workflow,
@@ -671,7 +679,10 @@ mod tests {
         let mut v = control_finding();
         v.as_object_mut().unwrap().remove("Resources");
         let e = securityhub(&raw(v), "us-east-1", lookup).unwrap_err();
-        assert_eq!(e.id.as_deref(), Some("arn:aws:securityhub:us-east-1:333333333333:security-control/EC2.13/finding/abc"));
+        assert_eq!(
+            e.id.as_deref(),
+            Some("arn:aws:securityhub:us-east-1:333333333333:security-control/EC2.13/finding/abc")
+        );
         assert!(e.reason.contains("Resources"), "{e}");
 
         let mut v = control_finding();

@@ -6,7 +6,10 @@ use comfy_table::{ContentArrangement, Table};
 use serde_json::{Value, json};
 
 use crate::binding::Binding;
+use crate::collect::SyncReport;
+use crate::finding::Finding;
 use crate::playbooks::{ParamKind, Playbook};
+use crate::score::{Priority, Score};
 
 /// Columns a table fills when stdout is not a terminal.
 const WIDTH_WITHOUT_TERMINAL: u16 = 140;
@@ -106,6 +109,123 @@ pub fn playbook_value(p: &Playbook) -> Value {
 pub fn playbooks_json(playbooks: &[Playbook]) -> String {
     let all: Vec<Value> = playbooks.iter().map(playbook_value).collect();
     serde_json::to_string_pretty(&all).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// Findings as a table (the raw documents left out).
+pub fn findings_table(findings: &[Finding]) -> String {
+    let mut t = table(&["SOURCE", "ACCOUNT", "REGION", "SEVERITY", "CONTROL/TYPE", "STATUS", "RESOURCE", "TITLE"]);
+    for f in findings {
+        let status = match f.compliance_status {
+            Some(c) => format!("{} / {}", c.as_str(), f.workflow_status.as_str()),
+            None => format!("{} / {}", if f.active { "ACTIVE" } else { "ARCHIVED" }, f.workflow_status.as_str()),
+        };
+        t.add_row(vec![
+            f.source.to_string(),
+            f.account_id.clone(),
+            f.region.clone(),
+            f.severity.to_string(),
+            f.control_id.clone().or_else(|| f.finding_type.clone()).unwrap_or_else(|| "-".into()),
+            status,
+            f.resource_id.clone(),
+            f.title.clone(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// Findings as a JSON array: every field of the model; `raw` (the source's document, parsed)
+/// only when it was asked for.
+pub fn findings_json(findings: &[Finding], with_raw: bool) -> String {
+    let items: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            let mut v = json!({
+                "uid": f.uid, "id": f.id, "source": f.source, "product_arn": f.product_arn,
+                "account_id": f.account_id, "region": f.region, "resource_type": f.resource_type,
+                "resource_id": f.resource_id, "resource_tags": f.resource_tags, "control_id": f.control_id,
+                "finding_type": f.finding_type, "title": f.title, "severity": f.severity,
+                "workflow_status": f.workflow_status, "compliance_status": f.compliance_status,
+                "active": f.active, "failing": f.is_failing(), "created_at": millis_iso(f.created_at),
+                "updated_at": millis_iso(f.updated_at), "check_key": f.check_key,
+            });
+            if with_raw {
+                v["raw"] = serde_json::from_str(&f.raw).unwrap_or(Value::String(f.raw.clone()));
+            }
+            v
+        })
+        .collect();
+    serde_json::to_string_pretty(&items).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// Unix milliseconds as RFC 3339.
+pub fn millis_iso(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Scores as a table, with the names of the accounts when known.
+pub fn scores_table(scores: &[Score], names: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut t = table(&["SCOPE", "ID", "NAME", "SCORE", "FAILING CHECKS", "CHECKS"]);
+    for s in scores {
+        t.add_row(vec![
+            s.scope.to_string(),
+            s.id.clone(),
+            names(&s.id).unwrap_or_else(|| "-".into()),
+            format!("{:.1}", s.score),
+            s.failing_checks.to_string(),
+            s.checks.to_string(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// Priorities as a table.
+pub fn priorities_table(priorities: &[Priority], title: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut t = table(&["#", "CONTROL", "SEVERITY", "POTENTIAL", "FAILING RESOURCES", "ACCOUNTS", "TITLE"]);
+    for (i, p) in priorities.iter().enumerate() {
+        t.add_row(vec![
+            (i + 1).to_string(),
+            p.control_id.clone(),
+            p.severity.to_string(),
+            format!("+{:.2}", p.improvement_potential),
+            p.failing_resources.to_string(),
+            p.failing_accounts.to_string(),
+            title(&p.control_id).unwrap_or_default(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// A sync's outcome as a table: what each source gave, then what failed.
+pub fn sync_table(report: &SyncReport) -> String {
+    let mut t = table(&["SOURCE", "COLLECTED", "REJECTED", "FAILED READS"]);
+    for source in crate::finding::Source::ALL {
+        let failed = report.errors().filter(|u| u.source == source).count();
+        t.add_row(vec![
+            source.to_string(),
+            report.collected.get(&source).copied().unwrap_or(0).to_string(),
+            report.rejected.get(&source).copied().unwrap_or(0).to_string(),
+            failed.to_string(),
+        ]);
+    }
+    let mut out = t.to_string();
+    let errors: Vec<_> = report.errors().collect();
+    if !errors.is_empty() {
+        let mut e = table(&["ACCOUNT", "REGION", "SOURCE", "ERROR"]);
+        for u in errors {
+            e.add_row(vec![
+                u.account_id.clone(),
+                u.region.clone(),
+                u.source.to_string(),
+                u.error.clone().unwrap_or_default(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&e.to_string());
+    }
+    out
 }
 
 #[cfg(test)]

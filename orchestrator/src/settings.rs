@@ -8,6 +8,7 @@
 //! regions = ["us-east-1", "eu-west-1"]         # ORGSEC_REGIONS=us-east-1,eu-west-1
 //! listen = "127.0.0.1:7443"                    # ORGSEC_LISTEN
 //! tokens_file = "tokens.toml"                  # ORGSEC_TOKENS_FILE
+//! sync_interval_seconds = 900                  # ORGSEC_SYNC_INTERVAL (0: serve does not sync)
 //! ```
 //!
 //! A relative `tokens_file` in the file is relative to the file's folder; from the environment,
@@ -21,6 +22,8 @@ use serde::Deserialize;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://orgsec.db";
 pub const DEFAULT_MEMBER_ROLE_NAME: &str = "OrgSecRemediationRole";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
+/// How often `orgsec serve` enrolls new accounts, syncs and rescores, by default.
+pub const DEFAULT_SYNC_INTERVAL_SECONDS: u64 = 900;
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "orgsec.toml";
 
@@ -39,6 +42,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The API's tokens (TOML, hashed); `orgsec serve` needs it.
     pub tokens_file: Option<PathBuf>,
+    /// Seconds between `orgsec serve`'s rounds of enrollment, sync and scoring; 0 turns the
+    /// loop off (the API still serves what the store holds).
+    pub sync_interval_seconds: u64,
 }
 
 /// Settings that cannot be used.
@@ -62,6 +68,7 @@ struct File {
     regions: Option<Vec<String>>,
     listen: Option<String>,
     tokens_file: Option<PathBuf>,
+    sync_interval_seconds: Option<u64>,
 }
 
 impl Settings {
@@ -116,7 +123,17 @@ impl Settings {
             });
         }
 
+        let sync_interval_seconds = match env("ORGSEC_SYNC_INTERVAL") {
+            Some(v) => v.trim().parse::<u64>().map_err(|_| SettingsError::Invalid {
+                setting: "ORGSEC_SYNC_INTERVAL".into(),
+                value: v.clone(),
+                why: "write a number of seconds, such as 900 (0 turns the sync loop off)".into(),
+            })?,
+            None => file.sync_interval_seconds.unwrap_or(DEFAULT_SYNC_INTERVAL_SECONDS),
+        };
+
         Ok(Settings {
+            sync_interval_seconds,
             database_url,
             member_role_name: env("ORGSEC_MEMBER_ROLE_NAME")
                 .or(file.member_role_name)
@@ -165,6 +182,18 @@ mod tests {
         assert_eq!(s.member_role_name, "OrgSecRemediationRole");
         assert_eq!((s.external_id, s.regions, s.tokens_file), (None, vec![], None));
         assert_eq!(s.listen.to_string(), "127.0.0.1:7443");
+        assert_eq!(s.sync_interval_seconds, 900);
+    }
+
+    #[test]
+    fn the_sync_interval_comes_from_the_file_or_the_environment() {
+        assert_eq!(load(Some("sync_interval_seconds = 60"), &[]).unwrap().sync_interval_seconds, 60);
+        assert_eq!(
+            load(Some("sync_interval_seconds = 60"), &[("ORGSEC_SYNC_INTERVAL", "0")]).unwrap().sync_interval_seconds,
+            0
+        );
+        let e = load(None, &[("ORGSEC_SYNC_INTERVAL", "15m")]).unwrap_err().to_string();
+        assert!(e.contains("number of seconds"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! - `bench`: the benchmarks in release mode with full-size inputs (figures for
 //!   docs/benchmarks.md). The provider benchmark needs Terraform, which `scripts/acceptance.sh`
 //!   installs into .venv.
-//! - `demo`: the emulator with the demo organization on 127.0.0.1:4566.
+//! - `demo`: `orgsec demo`, the whole loop on the emulated demo organization.
 //! - `docs`: regenerates the provider reference in docs/provider/ from the schemas and examples/
 //!   (a test fails when it is stale).
 
@@ -54,8 +54,8 @@ fn main() -> anyhow::Result<()> {
             )
         }
         Some("demo") => step(
-            "emulator with the demo organization",
-            &["cargo", "run", "--locked", "-q", "-p", "orgsec-emulator", "--", "--scenario", "demo"],
+            "orgsec demo on the emulated demo organization",
+            &["cargo", "run", "--locked", "-q", "-p", "orgsec", "--", "demo"],
         ),
         Some("docs") => {
             // The docs test writes the pages instead of comparing them when this is set.

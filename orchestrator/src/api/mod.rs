@@ -1,9 +1,13 @@
 //! The orchestrator's gRPC API (`proto/orgsec/v1/`) over tonic: `BindingService` and
-//! `PlaybookService`, server reflection, and `GET /healthz` on the same port (HTTP/1.1).
+//! `PlaybookService`, server reflection, `GET /healthz` and `GET /metrics` (Prometheus text) on the
+//! same port (HTTP/1.1).
+//!
+//! `/healthz` and `/metrics` take no token: probes and scrapers rarely carry one, and neither
+//! answer holds a secret (see [`crate::metrics`] for what `/metrics` does show).
 //!
 //! The handlers only translate: prost types in, plain Rust to [`crate::service`], prost types
-//! out, and [`ServiceError`] to a gRPC status. `PostureService` is not served until scoring
-//! exists, so its calls are UNIMPLEMENTED rather than answered with made-up scores.
+//! out, and [`ServiceError`] to a gRPC status. `PostureService` answers from the latest scoring
+//! ([`crate::posture::SharedPosture`]), NOT_FOUND until there is one.
 //!
 //! **Architecture Invariant:** only `api` sees protobuf and tonic types.
 
@@ -14,11 +18,14 @@ use tokio::net::TcpListener;
 use tonic::{Request, Status};
 
 use crate::auth::{Denied, Principal, Tokens};
+use crate::metrics::Metrics;
+use crate::posture::SharedPosture;
 use crate::service::{Bindings, ServiceError};
 use crate::store::Store;
 
 mod bindings;
 mod playbooks;
+mod posture;
 
 /// The encoded descriptors of `proto/orgsec/v1/`, for reflection.
 const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/orgsec_v1_descriptor.bin"));
@@ -29,6 +36,8 @@ pub struct Api {
     tokens: Arc<Tokens>,
     store: Store,
     bindings: Bindings,
+    metrics: Arc<Metrics>,
+    posture: SharedPosture,
 }
 
 /// The server failed.
@@ -42,7 +51,31 @@ pub enum ServeError {
 
 impl Api {
     pub fn new(store: Store, tokens: Tokens) -> Api {
-        Api { tokens: Arc::new(tokens), bindings: Bindings::new(store.clone()), store }
+        Api {
+            tokens: Arc::new(tokens),
+            bindings: Bindings::new(store.clone()),
+            store,
+            metrics: Arc::new(Metrics::new()),
+            posture: SharedPosture::default(),
+        }
+    }
+
+    /// Serves `metrics` on `/metrics`: the registry the rest of the process counts into. Without
+    /// it the API serves a registry of its own, which nothing else updates.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Api {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Serve posture from `posture` (which `orgsec serve`'s sync loop keeps up to date).
+    pub fn with_posture(mut self, posture: SharedPosture) -> Api {
+        self.posture = posture;
+        self
+    }
+
+    /// The registry served on `/metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The caller of `r`, from its bearer token.
@@ -51,18 +84,21 @@ impl Api {
         self.tokens.authenticate(header).map_err(denied)
     }
 
-    /// The gRPC services, reflection and `/healthz`, as one set of routes.
+    /// The gRPC services, reflection, `/healthz` and `/metrics`, as one set of routes.
     pub fn routes(&self) -> Result<tonic::service::Routes, ServeError> {
         use orgsec_proto::orgsec::v1::binding_service_server::BindingServiceServer;
         use orgsec_proto::orgsec::v1::playbook_service_server::PlaybookServiceServer;
+        use orgsec_proto::orgsec::v1::posture_service_server::PostureServiceServer;
 
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let mut routes = tonic::service::Routes::new(BindingServiceServer::new(self.clone()))
             .add_service(PlaybookServiceServer::new(self.clone()))
+            .add_service(PostureServiceServer::new(self.clone()))
             .add_service(reflection);
         let store = self.store.clone();
+        let metrics = self.metrics.clone();
         let health = axum::Router::new().route(
             "/healthz",
             axum::routing::get(move || {
@@ -72,6 +108,19 @@ impl Api {
                         Ok(()) => (axum::http::StatusCode::OK, "ok\n".to_string()),
                         Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")),
                     }
+                }
+            }),
+        );
+        let health = health.route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        axum::http::StatusCode::OK,
+                        [(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+                        metrics.render(),
+                    )
                 }
             }),
         );

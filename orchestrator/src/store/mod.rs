@@ -21,7 +21,11 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 
+mod accounts;
 mod bindings;
+mod findings;
+
+pub use accounts::AccountRecord;
 
 /// Runs `$body` with `$p` bound to the store's pool, whichever database it is: the body is
 /// compiled once per database, so it may use each one's native types.
@@ -35,9 +39,15 @@ macro_rules! with_pool {
 }
 use with_pool;
 
+pub use findings::{Batch, CheckRow, FindingQuery, RejectedRecord, SnapshotRow, WriteOutcome};
+
 /// The migrations, in order: `(version, description, SQL)`. A test checks that every file in
 /// `orchestrator/migrations/` is listed.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "bindings", include_str!("../../migrations/0001_bindings.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "bindings", include_str!("../../migrations/0001_bindings.sql")),
+    (2, "accounts", include_str!("../../migrations/0002_accounts.sql")),
+    (3, "findings", include_str!("../../migrations/0003_findings.sql")),
+];
 
 /// Which database a store is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

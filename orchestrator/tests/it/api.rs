@@ -56,10 +56,14 @@ sha256 = "{}"
 }
 
 async fn serve(store: TestStore) -> Server {
+    serve_with(store, orgsec::posture::SharedPosture::default()).await
+}
+
+async fn serve_with(store: TestStore, posture: orgsec::posture::SharedPosture) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let api = Api::new(store.store.clone(), tokens());
+    let api = Api::new(store.store.clone(), tokens()).with_posture(posture);
     tokio::spawn(async move {
         api.serve(listener, async {
             let _ = stopped.await;
@@ -291,7 +295,7 @@ async fn tokens_roles_and_scopes_are_enforced() {
 }
 
 #[tokio::test]
-async fn playbooks_are_listed_and_posture_is_not_faked() {
+async fn playbooks_are_listed_and_posture_is_not_made_up() {
     let s = serve(crate::support::sqlite().await).await;
     let list = pb::playbook_service_client::PlaybookServiceClient::new(s.channel.clone())
         .list_playbooks(req(pb::ListPlaybooksRequest {}, Some(AUDIT)))
@@ -321,10 +325,11 @@ async fn playbooks_are_listed_and_posture_is_not_faked() {
     let len = pw.parameters.iter().find(|p| p.name == "minimum_password_length").expect("parameter");
     assert_eq!((len.required, len.default_value.as_str()), (false, "14"));
 
+    // Before any scoring, posture says so instead of making a score up.
     let posture = pb::posture_service_client::PostureServiceClient::new(s.channel.clone())
         .get_score(req(pb::GetScoreRequest::default(), Some(ADMIN)))
         .await;
-    assert_eq!(code(posture).0, Code::Unimplemented);
+    assert_eq!(code(posture).0, Code::NotFound);
 }
 
 #[tokio::test]
@@ -360,4 +365,66 @@ async fn healthz_answers_over_http1() {
     conn.read_to_string(&mut response).await.expect("read");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("ok\n"), "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posture_answers_from_the_latest_scoring() {
+    use pb::posture_service_client::PostureServiceClient;
+    let ts = crate::support::sqlite().await;
+    let store = ts.store.clone();
+    let posture = orgsec::posture::SharedPosture::default();
+    let server = serve_with(ts, posture.clone()).await;
+    let mut client = PostureServiceClient::new(server.channel.clone());
+    let org = || pb::GetScoreRequest { scope: pb::ScopeKind::Org as i32, id: String::new() };
+
+    let e = client.get_score(req(org(), None)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let e = client.get_score(req(org(), Some(ADMIN))).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "nothing scored yet: {e:?}");
+    assert!(e.message().contains("orgsec sync"), "{e:?}");
+
+    let em = orgsec_emulator::Emulator::builder().scenario("demo").start().await.expect("emulator");
+    let accounts = crate::sync::enroll_all(&em, &store).await;
+    crate::sync::sync(&em, &store, &accounts).await;
+    let board = orgsec::posture::scoreboard(&store, orgsec::score::Weights::default()).await.expect("board");
+    let expected = board.score(&orgsec::score::ScopeRef::org()).score;
+    orgsec::posture::publish(&posture, board, time::OffsetDateTime::now_utc());
+
+    for token in [ADMIN, WEB, AUDIT] {
+        let s = client.get_score(req(org(), Some(token))).await.expect("org score").into_inner();
+        assert_eq!(s.score, expected);
+        assert!(s.computed_at.is_some() && !s.contributions.is_empty() && s.failing_findings > 0, "{s:?}");
+    }
+    let account = |id: &str| pb::GetScoreRequest { scope: pb::ScopeKind::Account as i32, id: id.into() };
+    let a = client.get_score(req(account("333333333333"), Some(ADMIN))).await.expect("account").into_inner();
+    assert!((0.0..=100.0).contains(&a.score) && a.id == "333333333333");
+    let e = client.get_score(req(account("999999999999"), Some(ADMIN))).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = client.get_score(req(account(""), Some(ADMIN))).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let ou = pb::GetScoreRequest { scope: pb::ScopeKind::Ou as i32, id: "Root/Prod".into() };
+    assert!(client.get_score(req(ou, Some(ADMIN))).await.is_ok());
+
+    let list = client
+        .list_scores(req(pb::ListScoresRequest { scope: pb::ScopeKind::Account as i32 }, Some(AUDIT)))
+        .await
+        .expect("list")
+        .into_inner()
+        .scores;
+    assert!(list.len() >= 5);
+    assert!(list.windows(2).all(|w| w[0].score <= w[1].score), "lowest first");
+
+    let top = client
+        .list_priorities(req(
+            pb::ListPrioritiesRequest { scope: pb::ScopeKind::Org as i32, id: String::new(), limit: 3 },
+            Some(WEB),
+        ))
+        .await
+        .expect("priorities")
+        .into_inner()
+        .priorities;
+    assert_eq!(top.len(), 3);
+    assert!(top[0].improvement_potential >= top[1].improvement_potential);
+    assert!(top.iter().all(|p| !p.title.is_empty() && !p.severity.is_empty()), "{top:?}");
+    em.shutdown().await;
 }

@@ -6,5 +6,11 @@ mod store;
 mod api;
 // The `orgsec` binary: serve's ready line, bindings put/list/delete, playbooks, tokens.
 mod cli;
+// Prometheus metrics: the AWS call counter against the emulator, and `/metrics` over HTTP/1.1.
+mod metrics;
 // Shared helpers: stores on each backend, bindings.
 mod support;
+// Enrollment against the in-process emulator: discovery, memberships, idempotency, invitations.
+mod enroll;
+// Collection from the demo org: every finding of the four sources, scores, malformed findings.
+mod sync;

@@ -56,3 +56,41 @@ pub(crate) fn spec(name: &str) -> BindingSpec {
         ..Default::default()
     }
 }
+
+/// The demo organization's ExternalId, and the account orgsec runs in.
+pub(crate) const EXTERNAL_ID: &str = "orgsec-demo";
+pub(crate) const ADMIN: &str = "222222222222";
+
+/// An in-process emulator running `scenario` (`demo` or a TOML file), rate limits off so that
+/// tests do not wait on throttling retries.
+pub(crate) async fn emulator(scenario: &str) -> orgsec_emulator::Emulator {
+    orgsec_emulator::Emulator::builder().scenario(scenario).rate_limits(false).start().await.expect("emulator starts")
+}
+
+/// An SDK configuration signing in as `account`'s administrator (`AKID<account>`) at the
+/// emulator, in us-east-1.
+pub(crate) fn sdk_config(em: &orgsec_emulator::Emulator, account: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(em.url())
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new(format!("AKID{account}"), "secret", None, None, "test"),
+        ))
+        .build()
+}
+
+/// orgsec's AWS access as the demo's delegated admin, with `external_id` and `regions` (empty:
+/// the configuration's us-east-1).
+pub(crate) fn admin_aws(
+    em: &orgsec_emulator::Emulator,
+    external_id: Option<&str>,
+    regions: &[&str],
+) -> orgsec::aws::Aws {
+    let mut settings =
+        orgsec::settings::Settings::load(std::path::Path::new("/nonexistent/orgsec.toml"), false, |_| None)
+            .expect("default settings");
+    settings.external_id = external_id.map(str::to_string);
+    settings.regions = regions.iter().map(|r| r.to_string()).collect();
+    orgsec::aws::Aws::new(sdk_config(em, ADMIN), &settings)
+}

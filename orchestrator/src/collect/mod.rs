@@ -1,0 +1,643 @@
+//! Collection: reading findings from Security Hub, GuardDuty, Config and Access Analyzer in every
+//! enrolled account and region, normalizing them, and storing them.
+//!
+//! ```text
+//!   per account (bounded concurrency), per region, per source:     one writer:
+//!   limits.acquire -> AWS call (member role) -> raw page  --mpsc-->  batches of pages -> store
+//!                                  normalize each document             (findings + watermarks
+//!                                  (rejects counted, kept)              in one transaction)
+//! ```
+//!
+//! - Each member is read through its own assumed role, so each spends its own rate budget; the
+//!   token buckets in [`limits`] keep every (account, region, API) under its limit and back off
+//!   when AWS throttles anyway.
+//! - Security Hub and GuardDuty are read incrementally: findings updated since the stored
+//!   watermark (minus a look-back that absorbs AWS's eventual consistency), oldest first. A page's
+//!   watermark is committed with its findings, so a crash loses nothing and rereads at most what
+//!   was in flight; the upsert makes a reread store nothing twice.
+//! - Config (non-compliant evaluations) and Access Analyzer (findings) are read whole; an
+//!   evaluation Config no longer reports as non-compliant is marked PASSED, but only after the
+//!   whole account-region was read without error.
+//! - A failure in one account, region or source is reported and never stops the others; what was
+//!   collected before it stays stored.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures_util::future::join_all;
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::aws::{Aws, Clients, describe, error_code};
+use crate::catalogue::catalogue;
+use crate::finding::Source;
+use crate::normalize::{self, Rejected};
+use crate::store::{Batch, RejectedRecord, Store, StoreError};
+
+mod capture;
+pub mod limits;
+
+pub use capture::{Capture, is_throttling_code};
+use limits::Limits;
+
+/// How many findings the writer gathers before a transaction.
+const WRITE_BATCH: usize = 2_000;
+/// Attempts of one call when AWS keeps throttling (on top of the SDK's own retries).
+const MAX_ATTEMPTS: u32 = 6;
+
+/// What to collect.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Sources to read; empty means all four.
+    pub sources: Vec<Source>,
+    /// Accounts read at the same time.
+    pub concurrency: usize,
+    /// How far before the watermark an incremental read starts.
+    pub lookback: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions { sources: Vec::new(), concurrency: 32, lookback: Duration::from_secs(300) }
+    }
+}
+
+/// One (account, region, source) read.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UnitReport {
+    pub account_id: String,
+    pub region: String,
+    pub source: Source,
+    /// Findings read and accepted.
+    pub collected: u64,
+    /// Documents that could not be read as findings.
+    pub rejected: u64,
+    /// Why the read stopped early, if it did.
+    pub error: Option<String>,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SyncReport {
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub accounts: usize,
+    pub regions: Vec<String>,
+    /// Findings read, per source.
+    pub collected: BTreeMap<Source, u64>,
+    /// Documents rejected, per source.
+    pub rejected: BTreeMap<Source, u64>,
+    /// Findings written to the store (new, or newer versions).
+    pub written: u64,
+    /// Calls AWS throttled (the SDK's retries included).
+    pub throttled: u64,
+    pub units: Vec<UnitReport>,
+}
+
+impl SyncReport {
+    /// The reads that failed.
+    pub fn errors(&self) -> impl Iterator<Item = &UnitReport> {
+        self.units.iter().filter(|u| u.error.is_some())
+    }
+}
+
+/// Progress of a running sync.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncProgress {
+    pub done: usize,
+    pub total: usize,
+    pub collected: u64,
+}
+
+/// What fetchers send the writer.
+enum Msg {
+    Batch(Batch),
+    /// Every finding of a snapshot source in (account, region) not written since `since` passes.
+    Snapshot {
+        account: String,
+        region: String,
+        source: Source,
+        since: i64,
+    },
+}
+
+/// Reads findings from AWS into the store.
+#[derive(Debug, Clone)]
+pub struct Collector {
+    aws: Aws,
+    store: Store,
+    limits: Arc<Limits>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn iso(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// A little jitter for backoff, without a random-number crate: the clock's nanoseconds.
+fn jitter(max: Duration) -> Duration {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    max.mul_f64(f64::from(nanos % 1000) / 1000.0)
+}
+
+/// Counts of one unit, shared by its fetcher.
+#[derive(Default)]
+struct Tally {
+    collected: u64,
+    rejected: u64,
+    throttled: u64,
+}
+
+impl Collector {
+    pub fn new(aws: Aws, store: Store, limits: Arc<Limits>) -> Collector {
+        Collector { aws, store, limits }
+    }
+
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    /// Reads every source of `options` in `accounts` and every configured region.
+    pub async fn sync(
+        &self,
+        accounts: &[String],
+        options: &SyncOptions,
+        progress: &(dyn Fn(SyncProgress) + Sync),
+    ) -> Result<SyncReport, StoreError> {
+        let started_at = now_ms();
+        let regions = self.aws.regions();
+        let sources: Vec<Source> =
+            if options.sources.is_empty() { Source::ALL.to_vec() } else { options.sources.clone() };
+        let total = accounts.len() * regions.len() * sources.len();
+        let (tx, rx) = mpsc::channel::<Msg>(64);
+        let writer = tokio::spawn(write_loop(self.store.clone(), rx));
+
+        let done = AtomicUsize::new(0);
+        let collected = AtomicU64::new(0);
+        let throttled_calls = AtomicU64::new(0);
+        let permits = Semaphore::new(options.concurrency.max(1));
+        let units = join_all(accounts.iter().map(|account| {
+            let (tx, regions, sources, permits, done, collected, throttled_calls) =
+                (&tx, &regions, &sources, &permits, &done, &collected, &throttled_calls);
+            async move {
+                let _permit = permits.acquire().await;
+                let mut out = Vec::new();
+                let per_region = regions.iter().map(|region| async move {
+                    let clients = self.aws.member(account, region).await.map_err(|e| e.to_string());
+                    let mut reports = Vec::new();
+                    match clients {
+                        Err(e) => {
+                            for &source in sources {
+                                reports.push(UnitReport {
+                                    account_id: account.clone(),
+                                    region: region.clone(),
+                                    source,
+                                    collected: 0,
+                                    rejected: 0,
+                                    error: Some(e.clone()),
+                                });
+                            }
+                            done.fetch_add(sources.len(), Ordering::Relaxed);
+                            progress(SyncProgress {
+                                done: done.load(Ordering::Relaxed),
+                                total,
+                                collected: collected.load(Ordering::Relaxed),
+                            });
+                        }
+                        Ok(c) => {
+                            let reads = sources.iter().map(|&source| {
+                                let c = &c;
+                                async move {
+                                    let mut tally = Tally::default();
+                                    let result = self.read(c, source, options, tx, &mut tally).await;
+                                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                                    let sum = collected.fetch_add(tally.collected, Ordering::Relaxed) + tally.collected;
+                                    progress(SyncProgress { done: n, total, collected: sum });
+                                    (
+                                        UnitReport {
+                                            account_id: account.clone(),
+                                            region: region.clone(),
+                                            source,
+                                            collected: tally.collected,
+                                            rejected: tally.rejected,
+                                            error: result.err(),
+                                        },
+                                        tally.throttled,
+                                    )
+                                }
+                            });
+                            for (r, throttled) in join_all(reads).await {
+                                reports.push(r);
+                                if throttled > 0 {
+                                    tracing::debug!(account = %account, throttled, "throttled calls");
+                                }
+                                throttled_calls.fetch_add(throttled, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    reports
+                });
+                for reports in join_all(per_region).await {
+                    out.extend(reports);
+                }
+                out
+            }
+        }))
+        .await;
+        drop(tx);
+        let written = match writer.await {
+            Ok(r) => r?,
+            Err(e) => return Err(StoreError::Corrupt(format!("the collection writer stopped: {e}"))),
+        };
+
+        let mut report = SyncReport {
+            started_at,
+            finished_at: now_ms(),
+            accounts: accounts.len(),
+            regions,
+            collected: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            written,
+            throttled: throttled_calls.load(Ordering::Relaxed),
+            units: units.into_iter().flatten().collect(),
+        };
+        for u in &report.units {
+            *report.collected.entry(u.source).or_default() += u.collected;
+            *report.rejected.entry(u.source).or_default() += u.rejected;
+        }
+        report.units.sort_by(|a, b| (&a.account_id, &a.region, a.source).cmp(&(&b.account_id, &b.region, b.source)));
+        Ok(report)
+    }
+
+    async fn read(
+        &self,
+        c: &Clients,
+        source: Source,
+        options: &SyncOptions,
+        tx: &mpsc::Sender<Msg>,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        match source {
+            Source::SecurityHub => self.read_securityhub(c, options, tx, tally).await,
+            Source::GuardDuty => self.read_guardduty(c, options, tx, tally).await,
+            Source::Config => self.read_config(c, tx, tally).await,
+            Source::AccessAnalyzer => self.read_access_analyzer(c, tx, tally).await,
+        }
+    }
+
+    /// One AWS call under the rate limits: waits for a token, retries throttling with backoff
+    /// (halving the bucket's rate each time), and gives back the capture of the successful call.
+    async fn call<T, E, F, Fut>(
+        &self,
+        c: &Clients,
+        api: &'static str,
+        tally: &mut Tally,
+        mut send: F,
+    ) -> Result<(T, Capture), String>
+    where
+        F: FnMut(Capture) -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut backoff = Duration::from_millis(200);
+        for attempt in 1..=MAX_ATTEMPTS {
+            self.limits.acquire(&c.account_id, &c.region, api).await;
+            let capture = Capture::new();
+            let result = send(capture.clone()).await;
+            for _ in 0..capture.throttled_attempts() {
+                tally.throttled += 1;
+                self.limits.throttled(&c.account_id, &c.region, api);
+            }
+            match result {
+                Ok(v) => {
+                    self.limits.succeeded(&c.account_id, &c.region, api);
+                    return Ok((v, capture));
+                }
+                Err(e) if error_code(&e).is_some_and(is_throttling_code) && attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(backoff + jitter(backoff)).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(20));
+                }
+                Err(e) => return Err(format!("{api}: {}", describe(&e))),
+            }
+        }
+        Err(format!("{api}: still throttled after {MAX_ATTEMPTS} attempts"))
+    }
+
+    /// Splits a captured page, normalizes its documents with `one`, and sends them to the writer
+    /// with `watermark` (the greatest `updated_at` on the page, for incremental sources).
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver(
+        &self,
+        c: &Clients,
+        source: Source,
+        capture: &Capture,
+        keys: (&str, &str),
+        incremental: bool,
+        tx: &mpsc::Sender<Msg>,
+        tally: &mut Tally,
+        one: impl Fn(&serde_json::value::RawValue) -> Result<crate::finding::Finding, Rejected>,
+    ) -> Result<Option<String>, String> {
+        let body = capture.take_body().ok_or_else(|| format!("{source}: the response body was not captured"))?;
+        let text = std::str::from_utf8(&body).map_err(|_| format!("{source}: the response is not UTF-8"))?;
+        let page = normalize::page(text, keys.0, keys.1).map_err(|e| format!("{source}: {e}"))?;
+        let now = now_ms();
+        let mut batch = Batch::default();
+        let mut watermark: Option<i64> = None;
+        for raw in page.items {
+            match one(raw) {
+                Ok(f) => {
+                    watermark = Some(watermark.map_or(f.updated_at, |w| w.max(f.updated_at)));
+                    batch.findings.push(f);
+                }
+                Err(r) => {
+                    tracing::warn!(account = %c.account_id, region = %c.region, %source, id = ?r.id, reason = %r.reason, "rejected a finding");
+                    batch.rejected.push(RejectedRecord::new(
+                        source,
+                        &c.account_id,
+                        &c.region,
+                        r.id,
+                        r.reason,
+                        raw.get(),
+                        now,
+                    ));
+                }
+            }
+        }
+        tally.collected += batch.findings.len() as u64;
+        tally.rejected += batch.rejected.len() as u64;
+        if incremental && let Some(w) = watermark {
+            batch.watermarks.push((c.account_id.clone(), c.region.clone(), source, w));
+        }
+        if !batch.is_empty() {
+            tx.send(Msg::Batch(batch)).await.map_err(|_| "the store writer stopped".to_string())?;
+        }
+        Ok(page.next_token)
+    }
+
+    async fn read_securityhub(
+        &self,
+        c: &Clients,
+        options: &SyncOptions,
+        tx: &mpsc::Sender<Msg>,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        use aws_sdk_securityhub::types::{
+            AwsSecurityFindingFilters, DateFilter, SortCriterion, SortOrder, StringFilter, StringFilterComparison,
+        };
+        let since =
+            self.store.watermark(&c.account_id, &c.region, Source::SecurityHub).await.map_err(|e| e.to_string())?;
+        let mut filters = AwsSecurityFindingFilters::builder().aws_account_id(
+            StringFilter::builder().comparison(StringFilterComparison::Equals).value(&c.account_id).build(),
+        );
+        if let Some(w) = since {
+            let start = w - options.lookback.as_millis() as i64;
+            let end = now_ms() + 86_400_000;
+            filters = filters.updated_at(DateFilter::builder().start(iso(start)).end(iso(end)).build());
+        }
+        let filters = filters.build();
+        let sort = SortCriterion::builder().field("UpdatedAt").sort_order(SortOrder::Ascending).build();
+        let mut token: Option<String> = None;
+        loop {
+            let (_, capture) = self
+                .call(c, "securityhub:GetFindings", tally, |cap| {
+                    c.securityhub
+                        .get_findings()
+                        .filters(filters.clone())
+                        .sort_criteria(sort.clone())
+                        .max_results(100)
+                        .set_next_token(token.clone())
+                        .customize()
+                        .interceptor(cap)
+                        .send()
+                })
+                .await?;
+            let region = c.region.clone();
+            token = self
+                .deliver(c, Source::SecurityHub, &capture, ("Findings", "NextToken"), true, tx, tally, |raw| {
+                    normalize::securityhub(raw, &region, |id| catalogue().get(id))
+                })
+                .await?;
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn read_guardduty(
+        &self,
+        c: &Clients,
+        options: &SyncOptions,
+        tx: &mpsc::Sender<Msg>,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        use aws_sdk_guardduty::types::{Condition, FindingCriteria, OrderBy, SortCriteria};
+        let (detectors, _) = self
+            .call(c, "guardduty:ListDetectors", tally, |cap| {
+                c.guardduty.list_detectors().customize().interceptor(cap).send()
+            })
+            .await?;
+        let since =
+            self.store.watermark(&c.account_id, &c.region, Source::GuardDuty).await.map_err(|e| e.to_string())?;
+        let sort = SortCriteria::builder().attribute_name("updatedAt").order_by(OrderBy::Asc).build();
+        for detector in detectors.detector_ids() {
+            let mut criteria =
+                FindingCriteria::builder().criterion("accountId", Condition::builder().equals(&c.account_id).build());
+            if let Some(w) = since {
+                let start = w - options.lookback.as_millis() as i64;
+                criteria = criteria.criterion("updatedAt", Condition::builder().greater_than_or_equal(start).build());
+            }
+            let criteria = criteria.build();
+            let mut token: Option<String> = None;
+            loop {
+                let (page, _) = self
+                    .call(c, "guardduty:ListFindings", tally, |cap| {
+                        c.guardduty
+                            .list_findings()
+                            .detector_id(detector)
+                            .finding_criteria(criteria.clone())
+                            .sort_criteria(sort.clone())
+                            .max_results(50)
+                            .set_next_token(token.clone())
+                            .customize()
+                            .interceptor(cap)
+                            .send()
+                    })
+                    .await?;
+                let ids = page.finding_ids().to_vec();
+                if !ids.is_empty() {
+                    let (_, capture) = self
+                        .call(c, "guardduty:GetFindings", tally, |cap| {
+                            c.guardduty
+                                .get_findings()
+                                .detector_id(detector)
+                                .set_finding_ids(Some(ids.clone()))
+                                .sort_criteria(sort.clone())
+                                .customize()
+                                .interceptor(cap)
+                                .send()
+                        })
+                        .await?;
+                    let region = c.region.clone();
+                    self.deliver(c, Source::GuardDuty, &capture, ("findings", "nextToken"), true, tx, tally, |raw| {
+                        normalize::guardduty(raw, &region)
+                    })
+                    .await?;
+                }
+                token = page.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_config(&self, c: &Clients, tx: &mpsc::Sender<Msg>, tally: &mut Tally) -> Result<(), String> {
+        use aws_sdk_config::types::ComplianceType;
+        let since = now_ms();
+        let mut rules = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (page, _) = self
+                .call(c, "config:DescribeConfigRules", tally, |cap| {
+                    c.config.describe_config_rules().set_next_token(token.clone()).customize().interceptor(cap).send()
+                })
+                .await?;
+            rules.extend(page.config_rules().iter().cloned());
+            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        for rule in &rules {
+            let Some(name) = rule.config_rule_name() else { continue };
+            let arn = rule.config_rule_arn().unwrap_or(name).to_string();
+            let control = catalogue().control_for_rule(
+                name,
+                rule.source().and_then(|s| s.source_identifier()),
+                rule.input_parameters(),
+            );
+            let mut token: Option<String> = None;
+            loop {
+                let (_, capture) = self
+                    .call(c, "config:GetComplianceDetailsByConfigRule", tally, |cap| {
+                        c.config
+                            .get_compliance_details_by_config_rule()
+                            .config_rule_name(name)
+                            .compliance_types(ComplianceType::NonCompliant)
+                            .limit(100)
+                            .set_next_token(token.clone())
+                            .customize()
+                            .interceptor(cap)
+                            .send()
+                    })
+                    .await?;
+                let ctx =
+                    normalize::ConfigRule { account_id: &c.account_id, region: &c.region, name, arn: &arn, control };
+                token = self
+                    .deliver(c, Source::Config, &capture, ("EvaluationResults", "NextToken"), false, tx, tally, |raw| {
+                        normalize::config(raw, &ctx)
+                    })
+                    .await?;
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        let msg =
+            Msg::Snapshot { account: c.account_id.clone(), region: c.region.clone(), source: Source::Config, since };
+        tx.send(msg).await.map_err(|_| "the store writer stopped".to_string())
+    }
+
+    async fn read_access_analyzer(&self, c: &Clients, tx: &mpsc::Sender<Msg>, tally: &mut Tally) -> Result<(), String> {
+        let mut analyzers = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (page, _) = self
+                .call(c, "access-analyzer:ListAnalyzers", tally, |cap| {
+                    c.accessanalyzer.list_analyzers().set_next_token(token.clone()).customize().interceptor(cap).send()
+                })
+                .await?;
+            analyzers.extend(page.analyzers().iter().map(|a| a.arn().to_string()));
+            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        for analyzer in &analyzers {
+            let mut token: Option<String> = None;
+            loop {
+                let (_, capture) = self
+                    .call(c, "access-analyzer:ListFindings", tally, |cap| {
+                        c.accessanalyzer
+                            .list_findings()
+                            .analyzer_arn(analyzer)
+                            .max_results(100)
+                            .set_next_token(token.clone())
+                            .customize()
+                            .interceptor(cap)
+                            .send()
+                    })
+                    .await?;
+                let (account, region) = (c.account_id.clone(), c.region.clone());
+                token = self
+                    .deliver(c, Source::AccessAnalyzer, &capture, ("findings", "nextToken"), false, tx, tally, |raw| {
+                        normalize::access_analyzer(raw, analyzer, &account, &region)
+                    })
+                    .await?;
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The writer: gathers batches into transactions of about [`WRITE_BATCH`] findings; applies a
+/// snapshot only once everything sent before it is committed. Returns the findings written.
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>) -> Result<u64, StoreError> {
+    let mut written = 0u64;
+    let mut pending = Batch::default();
+    let flush = |pending: &mut Batch| {
+        let batch = std::mem::take(pending);
+        let store = store.clone();
+        async move {
+            if batch.is_empty() {
+                return Ok(0);
+            }
+            store.write_batch(&batch, now_ms()).await.map(|o| o.written)
+        }
+    };
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Msg::Batch(b) => {
+                pending.findings.extend(b.findings);
+                pending.watermarks.extend(b.watermarks);
+                pending.rejected.extend(b.rejected);
+                if pending.findings.len() >= WRITE_BATCH || rx.is_empty() {
+                    written += flush(&mut pending).await?;
+                }
+            }
+            Msg::Snapshot { account, region, source, since } => {
+                written += flush(&mut pending).await?;
+                let passed = store.mark_unseen_passed(&account, &region, source, since).await?;
+                if passed > 0 {
+                    tracing::info!(%account, %region, %source, passed, "no longer reported: marked passed");
+                }
+            }
+        }
+    }
+    written += flush(&mut pending).await?;
+    Ok(written)
+}
