@@ -638,6 +638,13 @@ async fn serve(settings: Settings) -> Result<()> {
     if tokens.is_empty() {
         bail!("the tokens file {} has no [[token]] entries, so nobody could call the API", tokens_file.display());
     }
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some((
+            std::fs::read(cert).with_context(|| format!("reading the TLS certificate {}", cert.display()))?,
+            std::fs::read(key).with_context(|| format!("reading the TLS key {}", key.display()))?,
+        )),
+        None => None,
+    };
     let store = open_store(&settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| {
         format!("cannot listen on {} (set listen in orgsec.toml or ORGSEC_LISTEN)", settings.listen)
@@ -658,7 +665,7 @@ async fn serve(settings: Settings) -> Result<()> {
         tracing::warn!(error = %e, "cannot score what the store holds");
     }
     tracing::info!(%addr, database = ?store.backend(), tokens = tokens.len(), sync_interval_seconds = settings.sync_interval_seconds, "serving");
-    print(format!("orgsec API listening on http://{addr}"));
+    print(format!("orgsec API listening on {}://{addr}", if tls.is_some() { "https" } else { "http" }));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let background = (settings.sync_interval_seconds > 0).then(|| {
         let every = std::time::Duration::from_secs(settings.sync_interval_seconds);
@@ -672,7 +679,8 @@ async fn serve(settings: Settings) -> Result<()> {
         })
     });
     let api = Api::new(store.clone(), tokens).with_metrics(metrics).with_posture(posture);
-    let served = api.serve(listener, shutdown_signal()).await;
+    let tls_pair = tls.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
+    let served = api.serve_tls(listener, tls_pair, shutdown_signal()).await;
     let _ = stop.send(true);
     if let Some(task) = background {
         let _ = task.await;

@@ -9,6 +9,8 @@
 //! listen = "127.0.0.1:7443"                    # ORGSEC_LISTEN
 //! tokens_file = "tokens.toml"                  # ORGSEC_TOKENS_FILE
 //! sync_interval_seconds = 900                  # ORGSEC_SYNC_INTERVAL (0: serve does not sync)
+//! tls_cert_file = "api.crt"                    # ORGSEC_TLS_CERT_FILE (PEM; with the key: HTTPS)
+//! tls_key_file = "api.key"                     # ORGSEC_TLS_KEY_FILE
 //! ```
 //!
 //! A relative `tokens_file` in the file is relative to the file's folder; from the environment,
@@ -45,6 +47,9 @@ pub struct Settings {
     /// Seconds between `orgsec serve`'s rounds of enrollment, sync and scoring; 0 turns the
     /// loop off (the API still serves what the store holds).
     pub sync_interval_seconds: u64,
+    /// The API's certificate chain and private key (PEM): with both, `orgsec serve` speaks
+    /// TLS only; with neither, plain HTTP (for loopback or behind a TLS-terminating proxy).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Settings that cannot be used.
@@ -69,6 +74,8 @@ struct File {
     listen: Option<String>,
     tokens_file: Option<PathBuf>,
     sync_interval_seconds: Option<u64>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -132,7 +139,27 @@ impl Settings {
             None => file.sync_interval_seconds.unwrap_or(DEFAULT_SYNC_INTERVAL_SECONDS),
         };
 
+        let cert = env("ORGSEC_TLS_CERT_FILE").map(PathBuf::from).or(file.tls_cert_file.map(|p| base.join(p)));
+        let key = env("ORGSEC_TLS_KEY_FILE").map(PathBuf::from).or(file.tls_key_file.map(|p| base.join(p)));
+        let tls = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (c, _) => {
+                let (setting, value) = match c {
+                    Some(c) => ("tls_key_file", format!("(missing; tls_cert_file is {})", c.display())),
+                    None => ("tls_cert_file", "(missing; tls_key_file is set)".to_string()),
+                };
+                return Err(SettingsError::Invalid {
+                    setting: setting.into(),
+                    value,
+                    why: "TLS needs both a certificate chain and its private key (PEM files): set both or neither"
+                        .into(),
+                });
+            }
+        };
+
         Ok(Settings {
+            tls,
             sync_interval_seconds,
             database_url,
             member_role_name: env("ORGSEC_MEMBER_ROLE_NAME")
@@ -183,6 +210,16 @@ mod tests {
         assert_eq!((s.external_id, s.regions, s.tokens_file), (None, vec![], None));
         assert_eq!(s.listen.to_string(), "127.0.0.1:7443");
         assert_eq!(s.sync_interval_seconds, 900);
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let s = load(Some("tls_cert_file = \"a.crt\"\ntls_key_file = \"a.key\""), &[]).unwrap();
+        let (c, k) = s.tls.expect("tls");
+        assert!(c.ends_with("a.crt") && k.ends_with("a.key"));
+        let e = load(None, &[("ORGSEC_TLS_CERT_FILE", "/x.crt")]).unwrap_err().to_string();
+        assert!(e.contains("both a certificate chain and its private key"), "{e}");
+        assert_eq!(load(None, &[]).unwrap().tls, None);
     }
 
     #[test]

@@ -135,13 +135,25 @@ impl Api {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
+        self.serve_tls(listener, None, shutdown).await
+    }
+
+    /// Serves the API on `listener`, over TLS with `tls` (certificate chain and key, PEM) when
+    /// given, until `shutdown` completes.
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        tls: Option<(&[u8], &[u8])>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
         let routes = self.routes()?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        tonic::transport::Server::builder()
-            .accept_http1(true)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await?;
+        let mut builder = tonic::transport::Server::builder();
+        if let Some((cert, key)) = tls {
+            let identity = tonic::transport::Identity::from_pem(cert, key);
+            builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+        }
+        builder.accept_http1(true).add_routes(routes).serve_with_incoming_shutdown(incoming, shutdown).await?;
         Ok(())
     }
 }

@@ -428,3 +428,49 @@ async fn posture_answers_from_the_latest_scoring() {
     assert!(top.iter().all(|p| !p.title.is_empty() && !p.severity.is_empty()), "{top:?}");
     em.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_api_speaks_tls_when_given_a_certificate() {
+    use pb::playbook_service_client::PlaybookServiceClient;
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
+
+    let ts = crate::support::sqlite().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let api = Api::new(ts.store.clone(), tokens());
+    let (c, k) = (cert_pem.clone(), key_pem.clone());
+    tokio::spawn(async move {
+        api.serve_tls(listener, Some((c.as_bytes(), k.as_bytes())), async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("serve over TLS");
+    });
+
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&cert_pem)).domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://localhost:{port}"))
+        .expect("url")
+        .tls_config(tls)
+        .expect("tls")
+        .connect()
+        .await
+        .expect("a TLS connection");
+    let list = PlaybookServiceClient::new(channel)
+        .list_playbooks(req(pb::ListPlaybooksRequest::default(), Some(ADMIN)))
+        .await
+        .expect("playbooks over TLS");
+    assert_eq!(list.into_inner().playbooks.len(), 8);
+
+    let plain = Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("url").connect_lazy();
+    let refused =
+        PlaybookServiceClient::new(plain).list_playbooks(req(pb::ListPlaybooksRequest::default(), Some(ADMIN))).await;
+    assert!(refused.is_err(), "plain HTTP is not served when TLS is on");
+    let _ = stop.send(());
+}
