@@ -7,7 +7,14 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const PROTOS: [&str; 2] = ["orgsec/v1/bindings.proto", "orgsec/v1/posture.proto"];
+const PROTOS: [&str; 6] = [
+    "orgsec/v1/accounts.proto",
+    "orgsec/v1/bindings.proto",
+    "orgsec/v1/evidence.proto",
+    "orgsec/v1/findings.proto",
+    "orgsec/v1/posture.proto",
+    "orgsec/v1/remediation.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);

@@ -6,12 +6,16 @@
 
 use std::path::PathBuf;
 
-const PROTOS: [&str; 5] = [
+const PROTOS: [&str; 9] = [
     "tfplugin6.proto",
     "grpc_controller.proto",
     "grpc_stdio.proto",
+    "orgsec/v1/accounts.proto",
     "orgsec/v1/bindings.proto",
+    "orgsec/v1/evidence.proto",
+    "orgsec/v1/findings.proto",
     "orgsec/v1/posture.proto",
+    "orgsec/v1/remediation.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -213,6 +213,19 @@ impl Principal {
         }
     }
 
+    /// Whether the caller may read an account's details and findings: admins and auditors every
+    /// account; an app team the accounts of its scope, by id or by OU (`ou_path` is the
+    /// account's place in the organization, when known).
+    pub fn may_read_account(&self, account: &str, ou_path: Option<&str>) -> bool {
+        match self.role {
+            Role::Admin | Role::Auditor => true,
+            Role::AppTeam => {
+                self.accounts.iter().any(|a| a == account)
+                    || ou_path.is_some_and(|p| self.organizational_units.iter().any(|o| ou_within(p, o)))
+            }
+        }
+    }
+
     /// Whether the caller may create, change or delete a binding with this scope: an admin
     /// anywhere; an app team only when every account and OU of the scope lies within its own
     /// (an empty scope means every account, which is outside any app team's).

@@ -14,7 +14,7 @@ use orgsec::binding::{self, BindingFile, BindingSpec};
 use orgsec::catalogue::catalogue;
 use orgsec::collect::{Collector, SyncOptions, limits::Limits};
 use orgsec::enroll::{self, AccountState, Selection};
-use orgsec::finding::{Compliance, Severity, Source, Workflow};
+use orgsec::finding::{Severity, Source};
 use orgsec::playbooks::{self, CATALOGUE};
 use orgsec::score::{ScopeKind, ScopeRef, Weights};
 use orgsec::service::{Bindings, ServiceError};
@@ -324,21 +324,7 @@ async fn run(cli: Cli) -> Result<()> {
                 ..FindingQuery::default()
             };
             for s in &status {
-                match s.to_ascii_lowercase().as_str() {
-                    "failing" => q.failing = Some(true),
-                    "passing" => q.failing = Some(false),
-                    _ => {
-                        if let Some(w) = Workflow::parse(s) {
-                            q.workflow.push(w);
-                        } else if let Some(c) = Compliance::parse(s) {
-                            q.compliance.push(c);
-                        } else {
-                            bail!(
-                                "unknown status {s:?}: use failing, passing, a workflow status (NEW, NOTIFIED, RESOLVED, SUPPRESSED) or a compliance status (PASSED, FAILED, WARNING, NOT_AVAILABLE)"
-                            );
-                        }
-                    }
-                }
+                orgsec::service::add_status_filter(&mut q, s).map_err(|e| anyhow!(e))?;
             }
             let store = open_store(&settings()?).await?;
             let found = store.findings(&q).await;

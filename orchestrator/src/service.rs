@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 
 use crate::auth::{Denied, Principal, Role};
 use crate::binding::{self, Binding, BindingSpec, Violation};
-use crate::store::{Store, StoreError};
+use crate::finding::{Compliance, Workflow};
+use crate::store::{FindingQuery, Store, StoreError};
 
 /// Bindings per page when the caller does not say.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -184,4 +185,26 @@ impl Bindings {
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
+}
+
+/// Adds a status filter to a findings query: `failing`, `passing`, a workflow status (NEW,
+/// NOTIFIED, RESOLVED, SUPPRESSED) or a compliance status (PASSED, FAILED, WARNING,
+/// NOT_AVAILABLE), in any case. The error says what is accepted.
+pub fn add_status_filter(q: &mut FindingQuery, status: &str) -> Result<(), String> {
+    match status.to_ascii_lowercase().as_str() {
+        "failing" => q.failing = Some(true),
+        "passing" => q.failing = Some(false),
+        _ => {
+            if let Some(w) = Workflow::parse(status) {
+                q.workflow.push(w);
+            } else if let Some(c) = Compliance::parse(status) {
+                q.compliance.push(c);
+            } else {
+                return Err(format!(
+                    "unknown status {status:?}: use failing, passing, a workflow status (NEW, NOTIFIED, RESOLVED, SUPPRESSED) or a compliance status (PASSED, FAILED, WARNING, NOT_AVAILABLE)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -33,7 +33,7 @@ pub mod plugin {
 
 /// The orchestrator's API.
 pub mod orgsec {
-    /// Version 1: bindings, playbooks, posture.
+    /// Version 1: bindings, playbooks, posture, accounts, findings; remediation and evidence.
     pub mod v1 {
         tonic::include_proto!("orgsec.v1");
     }

@@ -1,6 +1,8 @@
-//! The orchestrator's gRPC API (`proto/orgsec/v1/`) over tonic: `BindingService` and
-//! `PlaybookService`, server reflection, `GET /healthz` and `GET /metrics` (Prometheus text) on the
-//! same port (HTTP/1.1).
+//! The orchestrator's gRPC API (`proto/orgsec/v1/`) over tonic: `BindingService`,
+//! `PlaybookService`, `PostureService`, `AccountService` and `FindingService` (`RemediationService`
+//! and `EvidenceService` are defined and not served yet, so their calls are UNIMPLEMENTED), server
+//! reflection, `GET /healthz` and `GET /metrics` (Prometheus text) on the same port (HTTP/1.1; TLS
+//! when configured).
 //!
 //! `/healthz` and `/metrics` take no token: probes and scrapers rarely carry one, and neither
 //! answer holds a secret (see [`crate::metrics`] for what `/metrics` does show).
@@ -24,6 +26,7 @@ use crate::service::{Bindings, ServiceError};
 use crate::store::Store;
 
 mod bindings;
+mod inventory;
 mod playbooks;
 mod posture;
 
@@ -86,7 +89,9 @@ impl Api {
 
     /// The gRPC services, reflection, `/healthz` and `/metrics`, as one set of routes.
     pub fn routes(&self) -> Result<tonic::service::Routes, ServeError> {
+        use orgsec_proto::orgsec::v1::account_service_server::AccountServiceServer;
         use orgsec_proto::orgsec::v1::binding_service_server::BindingServiceServer;
+        use orgsec_proto::orgsec::v1::finding_service_server::FindingServiceServer;
         use orgsec_proto::orgsec::v1::playbook_service_server::PlaybookServiceServer;
         use orgsec_proto::orgsec::v1::posture_service_server::PostureServiceServer;
 
@@ -96,6 +101,8 @@ impl Api {
         let mut routes = tonic::service::Routes::new(BindingServiceServer::new(self.clone()))
             .add_service(PlaybookServiceServer::new(self.clone()))
             .add_service(PostureServiceServer::new(self.clone()))
+            .add_service(AccountServiceServer::new(self.clone()))
+            .add_service(FindingServiceServer::new(self.clone()))
             .add_service(reflection);
         let store = self.store.clone();
         let metrics = self.metrics.clone();

@@ -474,3 +474,87 @@ async fn the_api_speaks_tls_when_given_a_certificate() {
     assert!(refused.is_err(), "plain HTTP is not served when TLS is on");
     let _ = stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_and_findings_are_read_within_the_tokens_reach() {
+    use pb::account_service_client::AccountServiceClient;
+    use pb::finding_service_client::FindingServiceClient;
+    let ts = crate::support::sqlite().await;
+    let store = ts.store.clone();
+    let em = orgsec_emulator::Emulator::builder().scenario("demo").start().await.expect("emulator");
+    let accounts = crate::sync::enroll_all(&em, &store).await;
+    crate::sync::sync(&em, &store, &accounts).await;
+    let server = serve(ts).await;
+    let mut acc = AccountServiceClient::new(server.channel.clone());
+    let mut fin = FindingServiceClient::new(server.channel.clone());
+
+    let e = acc.list_accounts(req(pb::ListAccountsRequest::default(), None)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let all = acc.list_accounts(req(pb::ListAccountsRequest::default(), Some(AUDIT))).await.expect("list").into_inner();
+    assert_eq!(all.accounts.len(), 6);
+    let prod = all.accounts.iter().find(|a| a.account_id == "444444444444").expect("444444444444");
+    assert_eq!((prod.ou_path.as_str(), prod.state.as_str()), ("Root/Prod", "enrolled"));
+    let mine = acc.list_accounts(req(pb::ListAccountsRequest::default(), Some(WEB))).await.expect("list").into_inner();
+    let ids: Vec<&str> = mine.accounts.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!(ids, ["333333333333"], "the web team sees its own account only");
+    let get = |id: &str| pb::GetAccountRequest { account_id: id.into() };
+    assert_eq!(acc.get_account(req(get("444444444444"), Some(WEB))).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(acc.get_account(req(get("999999999999"), Some(ADMIN))).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        acc.get_account(req(get("444444444444"), Some(AUDIT))).await.expect("get").into_inner().name,
+        "prod-data"
+    );
+
+    // Every finding, ten at a time: each once, and as many as the store holds.
+    let total = store.findings(&orgsec::store::FindingQuery::default()).await.expect("findings").len();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut token = String::new();
+    loop {
+        let page = fin
+            .list_findings(req(
+                pb::ListFindingsRequest { page_size: 10, page_token: token, ..Default::default() },
+                Some(ADMIN),
+            ))
+            .await
+            .expect("page")
+            .into_inner();
+        assert!(page.findings.len() <= 10);
+        for f in &page.findings {
+            assert!(seen.insert(f.uid.clone()), "{} twice", f.uid);
+            assert!(f.raw.is_empty(), "raw only on request");
+        }
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), total);
+
+    let web = fin
+        .list_findings(req(pb::ListFindingsRequest { include_raw: true, ..Default::default() }, Some(WEB)))
+        .await
+        .expect("web findings")
+        .into_inner();
+    assert!(!web.findings.is_empty() && web.findings.iter().all(|f| f.account_id == "333333333333"));
+    assert!(web.findings.iter().all(|f| serde_json::from_str::<serde_json::Value>(&f.raw).is_ok()));
+    let other = pb::ListFindingsRequest { account_ids: vec!["444444444444".into()], ..Default::default() };
+    assert_eq!(fin.list_findings(req(other, Some(WEB))).await.unwrap_err().code(), Code::PermissionDenied);
+
+    let critical = fin
+        .list_findings(req(
+            pb::ListFindingsRequest {
+                severities: vec!["critical".into()],
+                statuses: vec!["failing".into()],
+                ..Default::default()
+            },
+            Some(ADMIN),
+        ))
+        .await
+        .expect("filtered")
+        .into_inner();
+    assert!(!critical.findings.is_empty() && critical.findings.iter().all(|f| f.severity == "CRITICAL" && f.failing));
+    let bad = pb::ListFindingsRequest { sources: vec!["inspector".into()], ..Default::default() };
+    let e = fin.list_findings(req(bad, Some(ADMIN))).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().contains("securityhub"), "{e:?}");
+    em.shutdown().await;
+}
