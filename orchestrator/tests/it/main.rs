@@ -14,3 +14,5 @@ mod support;
 mod enroll;
 // Collection from the demo org: every finding of the four sources, scores, malformed findings.
 mod sync;
+// `orgsec sync` killed with SIGKILL at random points and rerun: nothing lost or stored twice.
+mod crash;
