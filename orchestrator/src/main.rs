@@ -89,6 +89,10 @@ enum Command {
         /// Which scopes to list; the org's score is always given first.
         #[arg(long, value_enum, default_value_t = By::Account)]
         by: By,
+        /// Explain one score of the `--by` kind (its id: an account id, an OU path, a resource
+        /// type or ARN; nothing for the org): what each control or finding type takes off it.
+        #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+        explain: Option<String>,
     },
     /// Controls ranked by improvement potential: the points a scope's score would gain if the
     /// control passed everywhere in it.
@@ -269,7 +273,7 @@ async fn run(cli: Cli) -> Result<()> {
             store.close().await;
             result
         }
-        Command::Score { by } => {
+        Command::Score { by, explain } => {
             let store = open_store(&settings()?).await?;
             let board = posture::scoreboard(&store, Weights::default()).await;
             let names = account_names(&store).await;
@@ -282,6 +286,34 @@ async fn run(cli: Cli) -> Result<()> {
                 By::ResourceType => ScopeKind::ResourceType,
                 By::Resource => ScopeKind::Resource,
             };
+            if let Some(id) = explain {
+                let scope = match kind {
+                    ScopeKind::Org => ScopeRef::org(),
+                    ScopeKind::Ou => ScopeRef::ou(&id),
+                    _ if id.is_empty() => bail!("--explain needs the id of the {kind} to explain"),
+                    _ => ScopeRef::new(kind, id),
+                };
+                if kind != ScopeKind::Org && !board.scores(kind).iter().any(|s| s.id == scope.id) {
+                    bail!("no {kind} {:?} has been scored; `orgsec score --by {}` lists them", scope.id, kind.as_str());
+                }
+                let score = board.score(&scope);
+                let contributions = board.explain(&scope);
+                print(match cli.output {
+                    Output::Table => format!(
+                        "{} {} scores {:.1}: {} of {} checks failing.\n{}",
+                        kind,
+                        scope.id,
+                        score.score,
+                        score.failing_checks,
+                        score.checks,
+                        render::contributions_table(&contributions)
+                    ),
+                    Output::Json => serde_json::to_string_pretty(
+                        &serde_json::json!({"score": score, "contributions": contributions}),
+                    )?,
+                });
+                return Ok(());
+            }
             let mut scores = vec![board.score(&ScopeRef::org())];
             if kind != ScopeKind::Org {
                 scores.extend(board.scores(kind));

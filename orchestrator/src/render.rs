@@ -9,7 +9,7 @@ use crate::binding::Binding;
 use crate::collect::SyncReport;
 use crate::finding::Finding;
 use crate::playbooks::{ParamKind, Playbook};
-use crate::score::{Priority, Score};
+use crate::score::{Contribution, Priority, Score};
 
 /// Columns a table fills when stdout is not a terminal.
 const WIDTH_WITHOUT_TERMINAL: u16 = 140;
@@ -176,6 +176,21 @@ pub fn scores_table(scores: &[Score], names: &dyn Fn(&str) -> Option<String>) ->
             format!("{:.1}", s.score),
             s.failing_checks.to_string(),
             s.checks.to_string(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// What takes points off a score, largest first.
+pub fn contributions_table(contributions: &[Contribution]) -> String {
+    let mut t = table(&["CONTROL / FINDING TYPE", "POINTS", "FAILING CHECKS", "FAILING RESOURCES", "ACCOUNTS"]);
+    for c in contributions.iter().filter(|c| c.failing_weight > 0) {
+        t.add_row(vec![
+            c.label.clone(),
+            format!("-{:.2}", c.points),
+            c.failing_checks.to_string(),
+            c.failing_resources.to_string(),
+            c.failing_accounts.to_string(),
         ]);
     }
     t.to_string()

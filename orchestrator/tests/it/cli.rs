@@ -209,6 +209,15 @@ async fn enroll_sync_score_priorities_and_findings_from_the_command_line() {
     for s in scores {
         assert!(s["score"].as_f64().is_some_and(|v| (0.0..=100.0).contains(&v)), "{s}");
     }
+    let why = json(&run(&["score", "--by", "account", "--explain", "333333333333", "--output", "json"]));
+    let lost: f64 =
+        why["contributions"].as_array().expect("contributions").iter().filter_map(|c| c["points"].as_f64()).sum();
+    let score = why["score"]["score"].as_f64().expect("score");
+    assert!((100.0 - score - lost).abs() < 0.2, "the contributions explain the score: {why}");
+    let org_why = run(&["score", "--by", "org", "--explain"]);
+    assert!(org_why.status.success() && text(&org_why).contains("EC2.19"), "{}", text(&org_why));
+    let unknown = run(&["score", "--by", "account", "--explain", "999999999999"]);
+    assert!(!unknown.status.success() && text(&unknown).contains("has been scored"), "{}", text(&unknown));
     let table = run(&["score", "--by", "ou"]);
     assert!(table.status.success() && text(&table).contains("Root/Prod"), "{}", text(&table));
 
