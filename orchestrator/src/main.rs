@@ -186,8 +186,8 @@ enum BindingsCommand {
 
 #[derive(Debug, Subcommand)]
 enum PlaybooksCommand {
-    /// The least-privilege IAM policy (JSON) that the member role needs for the playbooks the
-    /// stored bindings use.
+    /// The least-privilege IAM policy (JSON) that the member role needs: collection's reads,
+    /// accepting invitations, and the playbooks the stored bindings use.
     Policy {
         /// For every playbook in the catalogue instead.
         #[arg(long)]
@@ -392,8 +392,8 @@ async fn run(cli: Cli) -> Result<()> {
                 CATALOGUE.iter().filter(|p| bound.iter().any(|b| b.spec.playbook == p.name)).collect()
             };
             if used.is_empty() {
-                bail!(
-                    "no binding uses a playbook yet, so the member role needs none; `--all` prints the policy for every playbook"
+                eprintln!(
+                    "No binding uses a playbook yet: this is what collection and enrollment need. `--all` adds every playbook's permissions."
                 );
             }
             print(serde_json::to_string_pretty(&playbooks::member_role_policy(&used))?);

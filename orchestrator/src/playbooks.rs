@@ -279,7 +279,21 @@ pub fn names() -> Vec<&'static str> {
 /// The identity policy the member role needs to run `playbooks`: one statement per playbook,
 /// each allowing exactly its actions.
 pub fn member_role_policy(playbooks: &[&Playbook]) -> serde_json::Value {
-    let statements: Vec<serde_json::Value> = playbooks
+    let mut statements = vec![
+        serde_json::json!({
+            "Sid": "OrgsecCollect",
+            "Effect": "Allow",
+            "Action": COLLECT_PERMISSIONS,
+            "Resource": "*",
+        }),
+        serde_json::json!({
+            "Sid": "OrgsecAcceptInvitation",
+            "Effect": "Allow",
+            "Action": ACCEPT_PERMISSIONS,
+            "Resource": "*",
+        }),
+    ];
+    let per_playbook: Vec<serde_json::Value> = playbooks
         .iter()
         .map(|p| {
             let sid: String = p
@@ -298,8 +312,26 @@ pub fn member_role_policy(playbooks: &[&Playbook]) -> serde_json::Value {
             })
         })
         .collect();
+    statements.extend(per_playbook);
     serde_json::json!({ "Version": "2012-10-17", "Statement": statements })
 }
+
+/// What collection reads through the member role, whatever the playbooks.
+pub const COLLECT_PERMISSIONS: &[&str] = &[
+    "securityhub:GetFindings",
+    "guardduty:ListDetectors",
+    "guardduty:ListFindings",
+    "guardduty:GetFindings",
+    "config:DescribeConfigRules",
+    "config:GetComplianceDetailsByConfigRule",
+    "access-analyzer:ListAnalyzers",
+    "access-analyzer:ListFindings",
+];
+
+/// What enrollment does through the member role for an account outside the organization:
+/// accept the admin's Security Hub and GuardDuty invitations.
+pub const ACCEPT_PERMISSIONS: &[&str] =
+    &["securityhub:AcceptAdministratorInvitation", "guardduty:AcceptAdministratorInvitation"];
 
 #[cfg(test)]
 mod tests {
@@ -361,8 +393,13 @@ mod tests {
     fn the_member_role_policy_has_a_statement_per_playbook() {
         let p = member_role_policy(&[find("enable-s3-account-bpa").unwrap(), find("set-password-policy").unwrap()]);
         assert_eq!(p["Version"], "2012-10-17");
-        assert_eq!(p["Statement"][0]["Sid"], "OrgsecEnableS3AccountBpa");
-        assert_eq!(p["Statement"][1]["Action"][1], "iam:UpdateAccountPasswordPolicy");
-        assert_eq!(p["Statement"][1]["Resource"], "*");
+        assert_eq!(p["Statement"][0]["Sid"], "OrgsecCollect");
+        assert!(
+            p["Statement"][0]["Action"].as_array().unwrap().contains(&serde_json::json!("securityhub:GetFindings"))
+        );
+        assert_eq!(p["Statement"][1]["Sid"], "OrgsecAcceptInvitation");
+        assert_eq!(p["Statement"][2]["Sid"], "OrgsecEnableS3AccountBpa");
+        assert_eq!(p["Statement"][3]["Action"][1], "iam:UpdateAccountPasswordPolicy");
+        assert_eq!(p["Statement"][3]["Resource"], "*");
     }
 }

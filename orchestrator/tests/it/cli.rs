@@ -51,9 +51,13 @@ fn playbooks_print_as_table_json_and_policy() {
     let all = json(&orgsec(dir.path(), &["playbooks", "--output", "json"], &[], None));
     assert_eq!(all.as_array().map(Vec::len), Some(8));
     let policy = json(&orgsec(dir.path(), &["playbooks", "policy", "--all"], &[], None));
-    assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(8));
+    assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(10), "collection, invitations, 8 playbooks");
     let none = orgsec(dir.path(), &["playbooks", "policy"], &[], None);
-    assert!(!none.status.success() && text(&none).contains("no binding uses a playbook yet"), "{}", text(&none));
+    assert!(text(&none).contains("No binding uses a playbook yet"), "{}", text(&none));
+    let none = json(&none);
+    let sids: Vec<&str> =
+        none["Statement"].as_array().expect("statements").iter().filter_map(|s| s["Sid"].as_str()).collect();
+    assert_eq!(sids, ["OrgsecCollect", "OrgsecAcceptInvitation"]);
 }
 
 #[test]
