@@ -102,6 +102,14 @@ pub struct Clients {
     pub config: aws_sdk_config::Client,
     pub accessanalyzer: aws_sdk_accessanalyzer::Client,
     pub organizations: aws_sdk_organizations::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub iam: aws_sdk_iam::Client,
+    /// Account-level S3 settings (Block Public Access). Against a custom endpoint it is pinned
+    /// to that endpoint: S3 Control otherwise puts the account id in front of the host name.
+    pub s3control: aws_sdk_s3control::Client,
+    /// Who the clients act as: the member role's ARN, or a description of the admin's own
+    /// credentials. Errors name it so that the reader knows whose permissions to change.
+    pub principal: String,
 }
 
 /// Why orgsec cannot act in an account. Each message names the principal involved and what to
@@ -371,7 +379,8 @@ impl Aws {
     fn build(&self, account: &str, region: &str, credentials: Option<SharedCredentialsProvider>) -> Clients {
         let interceptors = self.inner.interceptors.lock().clone();
         macro_rules! client {
-            ($sdk:ident) => {{
+            ($sdk:ident) => {{ client!($sdk, |b| b) }};
+            ($sdk:ident, $customize:expr) => {{
                 let mut b = $sdk::config::Builder::from(&self.inner.base)
                     .region(Region::new(region.to_string()))
                     .retry_config(self.inner.retry.clone());
@@ -382,9 +391,15 @@ impl Aws {
                 for i in &interceptors {
                     b.push_interceptor(i.clone());
                 }
-                $sdk::Client::from_conf(b.build())
+                $sdk::Client::from_conf($customize(b).build())
             }};
         }
+        let endpoint = self.inner.base.endpoint_url().map(str::to_string);
+        let principal = match &credentials {
+            Some(_) => self.role_arn(account),
+            None if account.is_empty() => "the admin account's credentials".to_string(),
+            None => format!("the admin account {account}'s credentials"),
+        };
         Clients {
             account_id: account.to_string(),
             region: region.to_string(),
@@ -393,7 +408,31 @@ impl Aws {
             config: client!(aws_sdk_config),
             accessanalyzer: client!(aws_sdk_accessanalyzer),
             organizations: client!(aws_sdk_organizations),
+            ec2: client!(aws_sdk_ec2),
+            iam: client!(aws_sdk_iam),
+            s3control: client!(aws_sdk_s3control, |b: aws_sdk_s3control::config::Builder| match &endpoint {
+                Some(url) => b.endpoint_resolver(FixedEndpoint(url.clone())),
+                None => b,
+            }),
+            principal,
         }
+    }
+}
+
+/// S3 Control's endpoint when one URL serves every service (an emulator, LocalStack): the
+/// default resolver would prefix the host with the account id (`123456789012.127.0.0.1`), which
+/// does not resolve. The account id still travels in the `x-amz-account-id` header.
+#[derive(Debug)]
+struct FixedEndpoint(String);
+
+impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for FixedEndpoint {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _params: &'a aws_sdk_s3control::config::endpoint::Params,
+    ) -> aws_sdk_s3control::config::endpoint::EndpointFuture<'a> {
+        aws_sdk_s3control::config::endpoint::EndpointFuture::ready(Ok(aws_smithy_types::endpoint::Endpoint::builder()
+            .url(self.0.clone())
+            .build()))
     }
 }
 

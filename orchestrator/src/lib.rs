@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod playbooks;
 pub mod posture;
+pub mod remediate;
 pub mod render;
 pub mod rounds;
 pub mod score;

@@ -16,3 +16,5 @@ mod enroll;
 mod sync;
 // `orgsec sync` killed with SIGKILL at random points and rerun: nothing lost or stored twice.
 mod crash;
+// Remediation playbooks on the demo org: plan, idempotent execute, verify, refusals.
+mod remediate;
