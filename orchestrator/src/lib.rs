@@ -8,6 +8,7 @@
 //! [`playbooks`] what is valid; [`store`] alone knows SQL.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod binding;
@@ -15,6 +16,7 @@ pub mod catalogue;
 pub mod collect;
 pub mod enroll;
 pub mod finding;
+pub mod jobs;
 pub mod metrics;
 pub mod normalize;
 pub mod playbooks;

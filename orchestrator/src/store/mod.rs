@@ -22,10 +22,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use time::OffsetDateTime;
 
 mod accounts;
+mod audit;
 mod bindings;
 mod findings;
+mod jobs;
 
 pub use accounts::AccountRecord;
+pub use jobs::{Advance, AuditOf, Enqueued, JobFilter, LeaseRequest};
 
 /// Runs `$body` with `$p` bound to the store's pool, whichever database it is: the body is
 /// compiled once per database, so it may use each one's native types.
@@ -47,6 +50,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "bindings", include_str!("../../migrations/0001_bindings.sql")),
     (2, "accounts", include_str!("../../migrations/0002_accounts.sql")),
     (3, "findings", include_str!("../../migrations/0003_findings.sql")),
+    (4, "jobs", include_str!("../../migrations/0004_jobs.sql")),
+    (5, "audit", include_str!("../../migrations/0005_audit.sql")),
 ];
 
 /// Which database a store is on.

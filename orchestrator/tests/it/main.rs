@@ -18,3 +18,5 @@ mod sync;
 mod crash;
 // Remediation playbooks on the demo org: plan, idempotent execute, verify, refusals.
 mod remediate;
+// Remediation jobs and the audit log: idempotency, leases, approvals, retries, breaker, crashes.
+mod jobs;
