@@ -1,8 +1,8 @@
 //! The store: the orchestrator's state in SQLite (the embedded default, in WAL mode) or
 //! PostgreSQL (for scale and several replicas), through sqlx.
 //!
-//! One [`Store`] wraps either pool. Each table has its own module (`bindings.rs` today; accounts,
-//! findings, watermarks, jobs and the audit log later), whose queries are written once in
+//! One [`Store`] wraps either pool. Each table has its own module (bindings, accounts, findings
+//! with their watermarks and score snapshots, jobs, the audit log), whose queries are written once in
 //! portable SQL with `$N` placeholders (which SQLite accepts too) and run on either pool through
 //! [`with_pool!`]. The migrations in `orchestrator/migrations/` are the same for both databases
 //! and are applied when the store opens.
