@@ -8,8 +8,13 @@
 //! `orgsec-bench provider` times Terraform's plan, apply, refresh and destroy of N
 //! `orgsec_access_analyzer` resources next to N `terraform_data` resources, against the emulator
 //! in-process (see `provider.rs`).
+//!
+//! `orgsec-bench rescoring` times single-check changes to the scoring engine's board of a large
+//! organization, each followed by an account's score and the org's top priorities (see
+//! `rescoring.rs`).
 
 mod provider;
+mod rescoring;
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +72,25 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// Single-check changes to a scoreboard of a large organization, each with the reads a
+    /// dashboard makes after it. Prints a report and a JSON line.
+    Rescoring {
+        /// Checks on the board.
+        #[arg(long, default_value_t = 1_000_000)]
+        checks: usize,
+        /// Accounts the checks are spread over (in three OUs).
+        #[arg(long, default_value_t = 1_000)]
+        accounts: usize,
+        /// Single-check changes to time.
+        #[arg(long, default_value_t = 1_000)]
+        changes: usize,
+        /// Seed of the generated organization and of the changes.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// 100,000 checks: finishes in seconds even in a debug build; numbers mean little.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 #[derive(Deserialize)]
@@ -89,6 +113,10 @@ fn main() -> anyhow::Result<()> {
         Bench::Provider { count, rounds, quick, json } => {
             let (count, rounds) = if quick { (20, 1) } else { (count.max(1), rounds.max(1)) };
             provider::run(&rt, count, rounds, json)
+        }
+        Bench::Rescoring { checks, accounts, changes, seed, quick } => {
+            let checks = if quick { 100_000 } else { checks };
+            rescoring::run(checks, accounts, changes, seed)
         }
     }
 }

@@ -29,6 +29,10 @@ fn main() -> anyhow::Result<()> {
                 "benchmarks (quick mode)",
                 &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "emulator-findings", "--quick"],
             )?;
+            step(
+                "rescoring benchmark (quick mode)",
+                &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "rescoring", "--quick"],
+            )?;
             // Uses the debug provider and the Terraform that the acceptance step built and installed.
             step(
                 "provider benchmark (quick mode)",
@@ -42,6 +46,10 @@ fn main() -> anyhow::Result<()> {
             step(
                 "emulator findings throughput (release)",
                 &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "emulator-findings"],
+            )?;
+            step(
+                "rescoring of one check among 1,000,000 (release)",
+                &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "rescoring"],
             )?;
             // The provider benchmark runs the provider built with its own profile.
             step(
