@@ -12,9 +12,19 @@
 //! `orgsec-bench rescoring` times single-check changes to the scoring engine's board of a large
 //! organization, each followed by an account's score and the org's top priorities (see
 //! `rescoring.rs`).
+//!
+//! `orgsec-bench ingest` times normalizing, scoring and storing a million Security Hub findings
+//! of a generated organization, next to the floor of only reading and parsing them (see
+//! `ingest.rs`).
+//!
+//! `orgsec-bench sync` times a sync of a generated organization with the emulator's published
+//! rate limits on, next to the least time those limits allow and the CPU floor from `ingest`
+//! (see `sync.rs`).
 
+mod ingest;
 mod provider;
 mod rescoring;
+mod sync;
 
 use std::time::{Duration, Instant};
 
@@ -91,6 +101,41 @@ enum Bench {
         #[arg(long)]
         quick: bool,
     },
+    /// Normalize, score and store N Security Hub findings, next to only reading and parsing
+    /// them. Prints a report and a JSON line.
+    Ingest {
+        /// Findings to ingest.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: usize,
+        /// 20,000 findings of a small organization: finishes in seconds even in a debug build;
+        /// numbers mean little.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// A sync of a generated organization under the emulator's published rate limits, next to
+    /// the least time the limits allow and the CPU floor. Prints a report and a JSON line.
+    Sync {
+        /// Member accounts in the organization.
+        #[arg(long, default_value_t = 200)]
+        accounts: usize,
+        /// Security Hub findings per member account, about (the generator's resources are
+        /// chosen to give this many).
+        #[arg(long, default_value_t = 2_000)]
+        findings_per_account: usize,
+        /// Findings per second of the ingest pipeline, for the CPU floor; measured here (with
+        /// `ingest` over as many findings as the sync reads) when not given.
+        #[arg(long)]
+        ingest_rate: Option<f64>,
+        /// A few accounts of a few hundred findings: finishes in seconds even in a debug build;
+        /// numbers mean little.
+        #[arg(long)]
+        quick: bool,
+        /// Internal: run the orchestrator's side against the emulator at this URL (the bench
+        /// runs itself with this flag, so that the orchestrator reads its AWS settings from the
+        /// environment as `orgsec sync` does).
+        #[arg(long, hide = true)]
+        worker: Option<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -118,6 +163,11 @@ fn main() -> anyhow::Result<()> {
             let checks = if quick { 100_000 } else { checks };
             rescoring::run(checks, accounts, changes, seed)
         }
+        Bench::Ingest { count, quick } => ingest::run(&rt, count, quick),
+        Bench::Sync { accounts, findings_per_account, ingest_rate, quick, worker } => match worker {
+            Some(url) => sync::worker(&rt, &url),
+            None => sync::run(&rt, accounts, findings_per_account, ingest_rate, quick),
+        },
     }
 }
 

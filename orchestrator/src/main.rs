@@ -80,8 +80,8 @@ enum Command {
         /// Only these sources (repeatable): securityhub, guardduty, config, access-analyzer.
         #[arg(long, value_name = "SOURCE", value_parser = parse_source)]
         source: Vec<Source>,
-        /// Accounts read at the same time.
-        #[arg(long, default_value_t = 32)]
+        /// Accounts read at the same time (each is paced by its own rate budget).
+        #[arg(long, default_value_t = orgsec::collect::DEFAULT_CONCURRENCY)]
         concurrency: usize,
     },
     /// Scores (0-100, 100 = low risk) by scope.

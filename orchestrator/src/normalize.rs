@@ -46,23 +46,65 @@ pub struct Page<'a> {
 }
 
 /// Splits a list response `{"<key>": [...], "<token_key>": "..."}` into raw documents.
+///
+/// One pass over the body: the list's documents are borrowed as they are found and every other
+/// member is skipped, so a page costs one scan here and one per document when it is normalized.
 pub fn page<'a>(body: &'a str, key: &str, token_key: &str) -> Result<Page<'a>, String> {
-    let map: BTreeMap<Cow<'a, str>, &'a RawValue> =
-        serde_json::from_str(body).map_err(|e| format!("the response is not a JSON object: {e}"))?;
-    let items = match map.get(key) {
-        None => Vec::new(),
-        Some(raw) if raw.get() == "null" => Vec::new(),
-        Some(raw) => {
-            serde_json::from_str::<Vec<&'a RawValue>>(raw.get()).map_err(|e| format!("`{key}` is not a list: {e}"))?
+    let problem = std::cell::RefCell::new(None);
+    let seed = PageSeed { key, token_key, problem: &problem };
+    let mut de = serde_json::Deserializer::from_str(body);
+    let parsed = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|page| de.end().map(|()| page));
+    parsed.map_err(|e| problem.into_inner().unwrap_or_else(|| format!("the response is not a JSON object: {e}")))
+}
+
+/// Reads a page as [`page`] describes; a member of the wrong shape leaves its own message in
+/// `problem`, so that the error names it rather than the page.
+struct PageSeed<'k> {
+    key: &'k str,
+    token_key: &'k str,
+    problem: &'k std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PageSeed<'_> {
+    type Value = Page<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Page<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PageSeed<'_> {
+    type Value = Page<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Page<'de>, A::Error> {
+        let mut page = Page { items: Vec::new(), next_token: None };
+        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            if k == self.key {
+                page.items = map
+                    .next_value::<Option<Vec<&'de RawValue>>>()
+                    .map_err(|e| {
+                        *self.problem.borrow_mut() = Some(format!("`{}` is not a list: {e}", self.key));
+                        e
+                    })?
+                    .unwrap_or_default();
+            } else if k == self.token_key {
+                page.next_token = map
+                    .next_value::<Option<String>>()
+                    .map_err(|e| {
+                        *self.problem.borrow_mut() = Some(format!("`{}` is not a string: {e}", self.token_key));
+                        e
+                    })?
+                    .filter(|t| !t.is_empty());
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
         }
-    };
-    let next_token = match map.get(token_key) {
-        None => None,
-        Some(raw) => serde_json::from_str::<Option<String>>(raw.get())
-            .map_err(|e| format!("`{token_key}` is not a string: {e}"))?
-            .filter(|t| !t.is_empty()),
-    };
-    Ok(Page { items, next_token })
+        Ok(page)
+    }
 }
 
 fn check_size(raw: &RawValue) -> Result<(), Rejected> {
@@ -145,7 +187,15 @@ struct Asff<'a> {
     #[serde(borrow)]
     resources: Option<Vec<AsffResource<'a>>>,
     #[serde(borrow)]
-    product_fields: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+    product_fields: Option<AsffProductFields<'a>>,
+}
+
+/// The one product field read: the control id of findings that carry it nowhere else. The
+/// others are skipped rather than collected, since every finding carries several.
+#[derive(Deserialize)]
+struct AsffProductFields<'a> {
+    #[serde(rename = "ControlId", borrow)]
+    control_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -202,7 +252,11 @@ pub fn securityhub(
     lookup: impl Fn(&str) -> Option<&'static Control>,
 ) -> Result<Finding, Rejected> {
     check_size(raw)?;
-    let d: Asff<'_> = serde_json::from_str(raw.get()).map_err(|e| Rejected::new(None, format!("malformed: {e}")))?;
+    let mut d: Asff<'_> =
+        serde_json::from_str(raw.get()).map_err(|e| Rejected::new(None, format!("malformed: {e}")))?;
+    // The finding keeps the tags: moved out, not copied.
+    let resource_tags =
+        d.resources.as_mut().and_then(|r| r.first_mut()).and_then(|r| r.tags.take()).unwrap_or_default();
     let id =
         d.id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| Rejected::new(None, "incomplete: Id is missing"))?;
     let missing = |what: &str| Rejected::new(Some(id), format!("incomplete: {what} is missing"));
@@ -220,7 +274,7 @@ pub fn securityhub(
         .compliance
         .as_ref()
         .and_then(|c| c.security_control_id.as_deref())
-        .or_else(|| d.product_fields.as_ref().and_then(|p| p.get("ControlId")).map(|c| c.as_ref()))
+        .or_else(|| d.product_fields.as_ref().and_then(|p| p.control_id.as_deref()))
         .or_else(|| d.generator_id.as_deref().and_then(|g| g.strip_prefix("security-control/")))
         .filter(|c| !c.is_empty())
         .map(str::to_string);
@@ -264,7 +318,7 @@ pub fn securityhub(
         region: region.to_string(),
         resource_type: resource_type.to_string(),
         resource_id: resource_id.to_string(),
-        resource_tags: resource.tags.clone().unwrap_or_default(),
+        resource_tags,
         control_id,
         finding_type: d.types.as_ref().and_then(|t| t.first()).map(|t| t.to_string()),
         title: d.title.as_deref().unwrap_or_default().to_string(),
@@ -700,6 +754,23 @@ mod tests {
     }
 
     #[test]
+    fn the_control_id_falls_back_to_product_fields_then_the_generator() {
+        let mut v = control_finding();
+        v["Compliance"].as_object_mut().unwrap().remove("SecurityControlId");
+        v["GeneratorId"] = serde_json::json!("aws-foundational-security-best-practices/v/1.0.0/EC2.13");
+        v["ProductFields"] =
+            serde_json::json!({"StandardsArn": "arn:aws:securityhub:::standards/x", "ControlId": "EC2.2"});
+        assert_eq!(securityhub(&raw(v.clone()), "us-east-1", lookup).unwrap().control_id.as_deref(), Some("EC2.2"));
+        v["ProductFields"] = serde_json::json!({"StandardsArn": "arn:aws:securityhub:::standards/x"});
+        v["GeneratorId"] = serde_json::json!("security-control/EC2.19");
+        assert_eq!(securityhub(&raw(v.clone()), "us-east-1", lookup).unwrap().control_id.as_deref(), Some("EC2.19"));
+        v.as_object_mut().unwrap().remove("GeneratorId");
+        let f = securityhub(&raw(v), "us-east-1", lookup).unwrap();
+        assert_eq!(f.control_id, None);
+        assert!(f.check_key.starts_with("finding|"), "{}", f.check_key);
+    }
+
+    #[test]
     fn severity_falls_back_to_the_catalogue() {
         let mut v = control_finding();
         v.as_object_mut().unwrap().remove("Severity");
@@ -783,5 +854,24 @@ mod tests {
         let p = page(r#"{"Findings":[]}"#, "Findings", "NextToken").unwrap();
         assert!(p.items.is_empty() && p.next_token.is_none());
         assert!(page("not json", "Findings", "NextToken").is_err());
+    }
+
+    #[test]
+    fn a_page_of_the_wrong_shape_says_which_member_is_wrong() {
+        let e = page(r#"{"Findings":7,"NextToken":"t"}"#, "Findings", "NextToken").unwrap_err();
+        assert!(e.starts_with("`Findings` is not a list"), "{e}");
+        let e = page(r#"{"Findings":[],"NextToken":5}"#, "Findings", "NextToken").unwrap_err();
+        assert!(e.starts_with("`NextToken` is not a string"), "{e}");
+        let e = page(r#"[{"Id":"a"}]"#, "Findings", "NextToken").unwrap_err();
+        assert!(e.starts_with("the response is not a JSON object"), "{e}");
+        let e = page(r#"{"Findings":[]} trailing"#, "Findings", "NextToken").unwrap_err();
+        assert!(e.starts_with("the response is not a JSON object"), "{e}");
+        // Other members are skipped whatever they hold; null list and token mean none.
+        let p =
+            page(r#"{"Other":{"Findings":[1]},"Findings":null,"NextToken":null}"#, "Findings", "NextToken").unwrap();
+        assert!(p.items.is_empty() && p.next_token.is_none());
+        let p = page(r#"{"findings":[{"id":"x"}],"nextToken":""}"#, "findings", "nextToken").unwrap();
+        assert_eq!(p.items.len(), 1);
+        assert!(p.next_token.is_none(), "an empty token ends the list");
     }
 }

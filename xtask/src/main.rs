@@ -33,6 +33,14 @@ fn main() -> anyhow::Result<()> {
                 "rescoring benchmark (quick mode)",
                 &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "rescoring", "--quick"],
             )?;
+            step(
+                "ingest benchmark (quick mode)",
+                &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "ingest", "--quick"],
+            )?;
+            step(
+                "sync benchmark (quick mode)",
+                &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "sync", "--quick"],
+            )?;
             // Uses the debug provider and the Terraform that the acceptance step built and installed.
             step(
                 "provider benchmark (quick mode)",
@@ -48,8 +56,12 @@ fn main() -> anyhow::Result<()> {
                 &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "emulator-findings"],
             )?;
             step(
-                "rescoring of one check among 1,000,000 (release)",
-                &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "rescoring"],
+                "ingest of 1,000,000 findings (release)",
+                &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "ingest"],
+            )?;
+            step(
+                "sync of 200 accounts under rate limits (release)",
+                &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "sync"],
             )?;
             // The provider benchmark runs the provider built with its own profile.
             step(

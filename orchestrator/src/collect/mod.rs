@@ -21,7 +21,7 @@
 //! - A failure in one account, region or source is reported and never stops the others; what was
 //!   collected before it stays stored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -32,6 +32,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 
 use crate::aws::{Aws, Clients, describe, error_code};
 use crate::catalogue::catalogue;
@@ -47,6 +48,13 @@ use limits::Limits;
 
 /// How many findings the writer gathers before a transaction.
 const WRITE_BATCH: usize = 2_000;
+/// Accounts read at the same time, by default. Each account is paced by its own rate budget
+/// (Security Hub's GetFindings: 3 pages of 100 a second), so a sync reads at most this many
+/// times 300 findings a second: 128 accounts ask for about 38,000 findings a second, more than
+/// two cores normalize and store, while 32 would leave the CPU idle and make an organization of
+/// 200 accounts take seven rounds of rate-limited reads instead of two. An account in flight
+/// holds a page or two (well under a megabyte) and one connection.
+pub const DEFAULT_CONCURRENCY: usize = 128;
 /// Attempts of one call when AWS keeps throttling (on top of the SDK's own retries).
 const MAX_ATTEMPTS: u32 = 6;
 
@@ -55,7 +63,7 @@ const MAX_ATTEMPTS: u32 = 6;
 pub struct SyncOptions {
     /// Sources to read; empty means all four.
     pub sources: Vec<Source>,
-    /// Accounts read at the same time.
+    /// Accounts read at the same time (default [`DEFAULT_CONCURRENCY`]).
     pub concurrency: usize,
     /// How far before the watermark an incremental read starts.
     pub lookback: Duration,
@@ -63,7 +71,7 @@ pub struct SyncOptions {
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        SyncOptions { sources: Vec::new(), concurrency: 32, lookback: Duration::from_secs(300) }
+        SyncOptions { sources: Vec::new(), concurrency: DEFAULT_CONCURRENCY, lookback: Duration::from_secs(300) }
     }
 }
 
@@ -150,6 +158,89 @@ fn jitter(max: Duration) -> Duration {
     max.mul_f64(f64::from(nanos % 1000) / 1000.0)
 }
 
+/// What every account's task of one sync shares.
+struct Run {
+    collector: Collector,
+    options: SyncOptions,
+    regions: Vec<String>,
+    sources: Vec<Source>,
+    /// To the writer; it stops once every task is done and this is dropped.
+    tx: mpsc::Sender<Msg>,
+    /// Accounts read at the same time.
+    permits: Semaphore,
+    /// Units done, findings collected, calls throttled: for progress and the report.
+    done: AtomicUsize,
+    collected: AtomicU64,
+    throttled: AtomicU64,
+    total: usize,
+}
+
+/// Reads every region and source of one account (a task of [`Collector::sync`]), once a permit
+/// is free; reports progress after each unit.
+async fn read_account(
+    run: Arc<Run>,
+    account: String,
+    progress: mpsc::UnboundedSender<SyncProgress>,
+) -> Vec<UnitReport> {
+    let _permit = run.permits.acquire().await;
+    let per_region = run.regions.iter().map(|region| {
+        let (run, account, progress) = (&run, &account, &progress);
+        async move {
+            let mut reports = Vec::new();
+            match run.collector.aws.member(account, region).await.map_err(|e| e.to_string()) {
+                Err(e) => {
+                    for &source in &run.sources {
+                        reports.push(UnitReport {
+                            account_id: account.clone(),
+                            region: region.clone(),
+                            source,
+                            collected: 0,
+                            rejected: 0,
+                            error: Some(e.clone()),
+                        });
+                    }
+                    let done = run.done.fetch_add(run.sources.len(), Ordering::Relaxed) + run.sources.len();
+                    let collected = run.collected.load(Ordering::Relaxed);
+                    let _ = progress.send(SyncProgress { done, total: run.total, collected });
+                }
+                Ok(c) => {
+                    let reads = run.sources.iter().map(|&source| {
+                        let c = &c;
+                        async move {
+                            let mut tally = Tally::default();
+                            let result = run.collector.read(c, source, &run.options, &run.tx, &mut tally).await;
+                            let done = run.done.fetch_add(1, Ordering::Relaxed) + 1;
+                            let collected =
+                                run.collected.fetch_add(tally.collected, Ordering::Relaxed) + tally.collected;
+                            let _ = progress.send(SyncProgress { done, total: run.total, collected });
+                            (
+                                UnitReport {
+                                    account_id: account.clone(),
+                                    region: region.clone(),
+                                    source,
+                                    collected: tally.collected,
+                                    rejected: tally.rejected,
+                                    error: result.err(),
+                                },
+                                tally.throttled,
+                            )
+                        }
+                    });
+                    for (r, throttled) in join_all(reads).await {
+                        reports.push(r);
+                        if throttled > 0 {
+                            tracing::debug!(account = %account, throttled, "throttled calls");
+                        }
+                        run.throttled.fetch_add(throttled, Ordering::Relaxed);
+                    }
+                }
+            }
+            reports
+        }
+    });
+    join_all(per_region).await.into_iter().flatten().collect()
+}
+
 /// Counts of one unit, shared by its fetcher.
 #[derive(Default)]
 struct Tally {
@@ -168,6 +259,11 @@ impl Collector {
     }
 
     /// Reads every source of `options` in `accounts` and every configured region.
+    ///
+    /// Each account is read by a task of its own, up to `options.concurrency` at a time, so
+    /// that the runtime's worker threads share the work of fetching and normalizing pages: a
+    /// sync is CPU-bound as soon as enough accounts are read at once, and a single task would
+    /// keep one core busy while the others wait. `progress` is called from this future only.
     pub async fn sync(
         &self,
         accounts: &[String],
@@ -182,79 +278,61 @@ impl Collector {
         let (tx, rx) = mpsc::channel::<Msg>(64);
         let writer = tokio::spawn(write_loop(self.store.clone(), rx));
 
-        let done = AtomicUsize::new(0);
-        let collected = AtomicU64::new(0);
-        let throttled_calls = AtomicU64::new(0);
-        let permits = Semaphore::new(options.concurrency.max(1));
-        let units = join_all(accounts.iter().map(|account| {
-            let (tx, regions, sources, permits, done, collected, throttled_calls) =
-                (&tx, &regions, &sources, &permits, &done, &collected, &throttled_calls);
-            async move {
-                let _permit = permits.acquire().await;
-                let mut out = Vec::new();
-                let per_region = regions.iter().map(|region| async move {
-                    let clients = self.aws.member(account, region).await.map_err(|e| e.to_string());
-                    let mut reports = Vec::new();
-                    match clients {
-                        Err(e) => {
-                            for &source in sources {
-                                reports.push(UnitReport {
+        let run = Arc::new(Run {
+            collector: self.clone(),
+            options: options.clone(),
+            regions: regions.clone(),
+            sources,
+            tx,
+            permits: Semaphore::new(options.concurrency.max(1)),
+            done: AtomicUsize::new(0),
+            collected: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            total,
+        });
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<SyncProgress>();
+        let mut tasks = JoinSet::new();
+        let mut account_of = HashMap::new();
+        for account in accounts {
+            let handle = tasks.spawn(read_account(run.clone(), account.clone(), progress_tx.clone()));
+            account_of.insert(handle.id(), account.clone());
+        }
+        drop(progress_tx);
+        let mut units: Vec<UnitReport> = Vec::with_capacity(total);
+        loop {
+            tokio::select! {
+                Some(p) = progress_rx.recv() => progress(p),
+                joined = tasks.join_next_with_id() => match joined {
+                    Some(Ok((_, reports))) => units.extend(reports),
+                    // A read that panicked is reported as failed: it must not take the sync,
+                    // and what the other accounts read, with it.
+                    Some(Err(e)) => {
+                        let account = account_of.get(&e.id()).cloned().unwrap_or_default();
+                        tracing::error!(%account, error = %e, "reading an account stopped");
+                        for region in &regions {
+                            for &source in &run.sources {
+                                units.push(UnitReport {
                                     account_id: account.clone(),
                                     region: region.clone(),
                                     source,
                                     collected: 0,
                                     rejected: 0,
-                                    error: Some(e.clone()),
+                                    error: Some(format!("the read stopped: {e}")),
                                 });
-                            }
-                            done.fetch_add(sources.len(), Ordering::Relaxed);
-                            progress(SyncProgress {
-                                done: done.load(Ordering::Relaxed),
-                                total,
-                                collected: collected.load(Ordering::Relaxed),
-                            });
-                        }
-                        Ok(c) => {
-                            let reads = sources.iter().map(|&source| {
-                                let c = &c;
-                                async move {
-                                    let mut tally = Tally::default();
-                                    let result = self.read(c, source, options, tx, &mut tally).await;
-                                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                                    let sum = collected.fetch_add(tally.collected, Ordering::Relaxed) + tally.collected;
-                                    progress(SyncProgress { done: n, total, collected: sum });
-                                    (
-                                        UnitReport {
-                                            account_id: account.clone(),
-                                            region: region.clone(),
-                                            source,
-                                            collected: tally.collected,
-                                            rejected: tally.rejected,
-                                            error: result.err(),
-                                        },
-                                        tally.throttled,
-                                    )
-                                }
-                            });
-                            for (r, throttled) in join_all(reads).await {
-                                reports.push(r);
-                                if throttled > 0 {
-                                    tracing::debug!(account = %account, throttled, "throttled calls");
-                                }
-                                throttled_calls.fetch_add(throttled, Ordering::Relaxed);
                             }
                         }
                     }
-                    reports
-                });
-                for reports in join_all(per_region).await {
-                    out.extend(reports);
-                }
-                out
+                    None => break,
+                },
             }
-        }))
-        .await;
-        drop(tx);
+        }
+        while let Ok(p) = progress_rx.try_recv() {
+            progress(p);
+        }
+        let throttled = run.throttled.load(Ordering::Relaxed);
+        // The last sender of the writer's channel goes with `run`: the writer then drains
+        // what is left and stops.
+        drop(run);
         let written = match writer.await {
             Ok(r) => r?,
             Err(e) => return Err(StoreError::Corrupt(format!("the collection writer stopped: {e}"))),
@@ -268,8 +346,8 @@ impl Collector {
             collected: BTreeMap::new(),
             rejected: BTreeMap::new(),
             written,
-            throttled: throttled_calls.load(Ordering::Relaxed),
-            units: units.into_iter().flatten().collect(),
+            throttled,
+            units,
         };
         for u in &report.units {
             *report.collected.entry(u.source).or_default() += u.collected;
