@@ -1,6 +1,7 @@
 //! The Security Hub control catalogue the orchestrator reasons with: each control's severity,
-//! resource type and the AWS Config managed rule behind it. It is the same table the emulator
-//! embeds (`emulator/data/securityhub-controls.csv`), kept in one place.
+//! resource type and the AWS Config managed rule behind it. It is the table the emulator embeds
+//! (`emulator/data/securityhub-controls.csv`), read through the emulator's parser: one file, one
+//! parser, the facts the emulator evaluates and orgsec scores always the same.
 //!
 //! Scoring falls back on a control's catalogue severity when a finding carries none, and the
 //! collector maps a Config rule to the control it checks, so that Security Hub's control finding
@@ -102,16 +103,12 @@ fn restricted_ports_control(input_parameters: Option<&str>) -> &'static str {
     }
 }
 
-const CSV: &str = include_str!("../../emulator/data/securityhub-controls.csv");
-
-const FRAMEWORK_COLUMNS: [(&str, usize); 6] =
-    [("fsbp", 5), ("cis-1.2", 6), ("cis-1.4", 7), ("cis-3.0", 8), ("pci-3.2.1", 9), ("nist-800-53-r5", 10)];
-
-/// The catalogue, parsed once.
+/// The catalogue, built once from the table the emulator parses (one CSV, one parser).
 pub fn catalogue() -> &'static Catalogue {
     static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
     CATALOGUE.get_or_init(|| {
-        let controls = parse(CSV);
+        let controls: Vec<Control> =
+            orgsec_emulator::world::catalogue::catalogue().controls.iter().map(from_table).collect();
         let by_id = controls.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
         let mut by_rule = HashMap::new();
         for (i, c) in controls.iter().enumerate() {
@@ -123,62 +120,28 @@ pub fn catalogue() -> &'static Catalogue {
     })
 }
 
-fn parse(csv: &str) -> Vec<Control> {
-    let split = |s: &str| -> Vec<String> {
-        s.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
-    };
-    csv.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|line| {
-            let f = fields(line);
-            if f.len() < 11 {
-                return None;
-            }
-            Some(Control {
-                id: f[0].clone(),
-                title: f[1].clone(),
-                severity: Severity::parse(&f[2]).unwrap_or(Severity::Medium),
-                resource_type: f[3].clone(),
-                config_rule: f[4].clone(),
-                frameworks: FRAMEWORK_COLUMNS
-                    .iter()
-                    .map(|&(name, col)| {
-                        (
-                            name,
-                            if col == 5 {
-                                (f[5] == "yes").then(|| "yes".to_string()).into_iter().collect()
-                            } else {
-                                split(&f[col])
-                            },
-                        )
-                    })
-                    .filter(|(_, reqs)| !reqs.is_empty())
-                    .collect(),
-            })
-        })
-        .collect()
-}
-
-/// One CSV line's fields, honouring double quotes (`""` inside quotes is a quote).
-fn fields(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
+fn from_table(c: &orgsec_emulator::world::catalogue::Control) -> Control {
+    let fsbp: Vec<String> = if c.fsbp { vec!["yes".to_string()] } else { Vec::new() };
+    let frameworks = [
+        ("fsbp", &fsbp),
+        ("cis-1.2", &c.cis_1_2),
+        ("cis-1.4", &c.cis_1_4),
+        ("cis-3.0", &c.cis_3_0),
+        ("pci-3.2.1", &c.pci_3_2_1),
+        ("nist-800-53-r5", &c.nist_800_53_r5),
+    ]
+    .into_iter()
+    .filter(|(_, reqs)| !reqs.is_empty())
+    .map(|(name, reqs)| (name, reqs.clone()))
+    .collect();
+    Control {
+        id: c.id.clone(),
+        title: c.title.clone(),
+        severity: Severity::parse(&c.severity).unwrap_or(Severity::Medium),
+        resource_type: c.resource_type.clone(),
+        config_rule: c.config_rule.clone(),
+        frameworks,
     }
-    out.push(cur);
-    out
 }
 
 #[cfg(test)]
