@@ -10,7 +10,7 @@ use crate::error::{AwsError, AwsResult};
 use crate::services::Call;
 use crate::wire::{Input, Millis, Request, Response, iso8601, percent_decode};
 use crate::world::catalogue::{Standard, catalogue};
-use crate::world::findings::{Filters, sort_key};
+use crate::world::findings::{Filters, StoredFinding, sort_key};
 use crate::world::{ActionTarget, Hub, HubAdministrator, HubMember, Invitation, StandardsSubscription, World};
 
 const INVALID: &str = "InvalidInputException";
@@ -994,6 +994,7 @@ fn get_findings(call: &Call<'_>, input: &Input) -> AwsResult<Response> {
     let Some(store) = w.findings.get(call.region) else {
         return Ok(Response::json_bytes(&b"{\"Findings\":[]}"[..]));
     };
+    let pinned = filters.pinned("AwsAccountId");
     let mut body = Vec::with_capacity(size * 2048 + 64);
     body.extend_from_slice(b"{\"Findings\":[");
     let mut next: Option<String> = None;
@@ -1008,7 +1009,13 @@ fn get_findings(call: &Call<'_>, input: &Input) -> AwsResult<Response> {
             ),
         };
         let mut last = None;
-        for f in store.iter_after(after) {
+        // A filter that pins the account (as a member reading its own findings does) reads
+        // that account's index instead of the region's every finding.
+        let candidates: Box<dyn Iterator<Item = &StoredFinding>> = match &pinned {
+            Some(accounts) => Box::new(store.accounts_after(accounts, after).into_iter()),
+            None => Box::new(store.iter_after(after)),
+        };
+        for f in candidates {
             if !visible.contains(&f.account) || !filters.matches(&f.doc) {
                 continue;
             }
@@ -1026,7 +1033,11 @@ fn get_findings(call: &Call<'_>, input: &Input) -> AwsResult<Response> {
     } else {
         let offset = token_offset(token)?;
         let mut matched: Vec<(Vec<Option<Value>>, u64)> = Vec::new();
-        for f in store.iter() {
+        let candidates: Box<dyn Iterator<Item = &StoredFinding>> = match &pinned {
+            Some(accounts) => Box::new(store.accounts_after(accounts, None).into_iter()),
+            None => Box::new(store.iter()),
+        };
+        for f in candidates {
             if !visible.contains(&f.account) || !filters.matches(&f.doc) {
                 continue;
             }

@@ -112,6 +112,22 @@ impl FindingStore {
         let start = after.map_or(0, |a| a.saturating_add(1));
         self.by_seq.range(start..).map(|(_, f)| f)
     }
+
+    /// The findings of `accounts` after sequence number `after` (exclusive), in sequence order:
+    /// what [`FindingStore::iter_after`] yields for those accounts, without visiting the others.
+    pub fn accounts_after<'a>(&'a self, accounts: &[&str], after: Option<u64>) -> Vec<&'a StoredFinding> {
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let mut seqs: Vec<u64> = accounts
+            .iter()
+            .filter_map(|a| self.by_account.get(*a))
+            .flat_map(|set| set.range(start..).copied())
+            .collect();
+        if accounts.len() > 1 {
+            seqs.sort_unstable();
+            seqs.dedup();
+        }
+        seqs.iter().filter_map(|s| self.by_seq.get(s)).collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +299,21 @@ impl Filters {
         self.fields.is_empty()
     }
 
+    /// The values that the filter field `name` must equal, when the filters pin it: every
+    /// condition on the field is a positive `EQUALS` (they are OR-ed, so a match equals one of
+    /// them). `None` when the field is unfiltered or compared any other way.
+    pub fn pinned(&self, name: &str) -> Option<Vec<&str>> {
+        let (_, path) = FIELDS.iter().find(|(n, _)| *n == name)?;
+        let (_, conds) = self.fields.iter().find(|(p, _)| p == path)?;
+        conds
+            .iter()
+            .map(|c| match c {
+                Cond::Str { value, cmp: StrCmp::Equals } => Some(value.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether a finding passes every filter. Within one field, positive string comparisons are
     /// OR-ed and negative ones AND-ed, as Security Hub does.
     pub fn matches(&self, doc: &Map<String, Value>) -> bool {
@@ -403,6 +434,35 @@ mod tests {
             parse(json!({"UpdatedAt": [{"Start": "2026-01-01T00:00:00Z", "End": "2026-01-03T00:00:00Z"}]})).matches(&f)
         );
         assert!(!parse(json!({"UpdatedAt": [{"Start": "2026-01-03T00:00:00Z"}]})).matches(&f));
+    }
+
+    #[test]
+    fn only_positive_equals_pin_a_field() {
+        let parse = |v: Value| Filters::parse(Some(&v), 0).unwrap();
+        let f = parse(json!({"AwsAccountId": [{"Value": "1", "Comparison": "EQUALS"}, {"Value": "2"}]}));
+        assert_eq!(f.pinned("AwsAccountId"), Some(vec!["1", "2"]));
+        assert_eq!(f.pinned("Region"), None);
+        let f = parse(json!({"AwsAccountId": [{"Value": "1"}, {"Value": "2", "Comparison": "NOT_EQUALS"}]}));
+        assert_eq!(f.pinned("AwsAccountId"), None);
+        let f = parse(json!({"AwsAccountId": [{"Value": "1", "Comparison": "PREFIX"}]}));
+        assert_eq!(f.pinned("AwsAccountId"), None);
+    }
+
+    #[test]
+    fn accounts_after_is_iter_after_restricted_to_the_accounts() {
+        let mut s = FindingStore::default();
+        for i in 0..30 {
+            let account = ["a", "b", "c"][i % 3];
+            s.put(doc(json!({"ProductArn": "p", "Id": i.to_string(), "AwsAccountId": account})));
+        }
+        for after in [None, Some(0), Some(7), Some(29)] {
+            for accounts in [vec!["a"], vec!["c", "a"], vec!["b", "zz"], vec![]] {
+                let want: Vec<u64> =
+                    s.iter_after(after).filter(|f| accounts.contains(&f.account.as_str())).map(|f| f.seq).collect();
+                let got: Vec<u64> = s.accounts_after(&accounts, after).iter().map(|f| f.seq).collect();
+                assert_eq!(got, want, "accounts {accounts:?} after {after:?}");
+            }
+        }
     }
 
     #[test]
