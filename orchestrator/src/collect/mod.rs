@@ -375,10 +375,15 @@ impl Collector {
 
     /// One AWS call under the rate limits: waits for a token, retries throttling with backoff
     /// (halving the bucket's rate each time), and gives back the capture of the successful call.
+    ///
+    /// With `raw_only`, the SDK's typed output is empty and the page is in the capture (see
+    /// [`Capture::raw_only`]): for the calls whose pages orgsec parses itself.
+    #[allow(clippy::too_many_arguments)]
     async fn call<T, E, F, Fut>(
         &self,
         c: &Clients,
         api: &'static str,
+        raw_only: bool,
         tally: &mut Tally,
         mut send: F,
     ) -> Result<(T, Capture), String>
@@ -390,7 +395,7 @@ impl Collector {
         let mut backoff = Duration::from_millis(200);
         for attempt in 1..=MAX_ATTEMPTS {
             self.limits.acquire(&c.account_id, &c.region, api).await;
-            let capture = Capture::new();
+            let capture = if raw_only { Capture::raw_only() } else { Capture::new() };
             let result = send(capture.clone()).await;
             for _ in 0..capture.throttled_attempts() {
                 tally.throttled += 1;
@@ -487,7 +492,7 @@ impl Collector {
         let mut token: Option<String> = None;
         loop {
             let (_, capture) = self
-                .call(c, "securityhub:GetFindings", tally, |cap| {
+                .call(c, "securityhub:GetFindings", true, tally, |cap| {
                     c.securityhub
                         .get_findings()
                         .filters(filters.clone())
@@ -520,7 +525,7 @@ impl Collector {
     ) -> Result<(), String> {
         use aws_sdk_guardduty::types::{Condition, FindingCriteria, OrderBy, SortCriteria};
         let (detectors, _) = self
-            .call(c, "guardduty:ListDetectors", tally, |cap| {
+            .call(c, "guardduty:ListDetectors", false, tally, |cap| {
                 c.guardduty.list_detectors().customize().interceptor(cap).send()
             })
             .await?;
@@ -538,7 +543,7 @@ impl Collector {
             let mut token: Option<String> = None;
             loop {
                 let (page, _) = self
-                    .call(c, "guardduty:ListFindings", tally, |cap| {
+                    .call(c, "guardduty:ListFindings", false, tally, |cap| {
                         c.guardduty
                             .list_findings()
                             .detector_id(detector)
@@ -554,7 +559,7 @@ impl Collector {
                 let ids = page.finding_ids().to_vec();
                 if !ids.is_empty() {
                     let (_, capture) = self
-                        .call(c, "guardduty:GetFindings", tally, |cap| {
+                        .call(c, "guardduty:GetFindings", true, tally, |cap| {
                             c.guardduty
                                 .get_findings()
                                 .detector_id(detector)
@@ -587,7 +592,7 @@ impl Collector {
         let mut token: Option<String> = None;
         loop {
             let (page, _) = self
-                .call(c, "config:DescribeConfigRules", tally, |cap| {
+                .call(c, "config:DescribeConfigRules", false, tally, |cap| {
                     c.config.describe_config_rules().set_next_token(token.clone()).customize().interceptor(cap).send()
                 })
                 .await?;
@@ -608,7 +613,7 @@ impl Collector {
             let mut token: Option<String> = None;
             loop {
                 let (_, capture) = self
-                    .call(c, "config:GetComplianceDetailsByConfigRule", tally, |cap| {
+                    .call(c, "config:GetComplianceDetailsByConfigRule", true, tally, |cap| {
                         c.config
                             .get_compliance_details_by_config_rule()
                             .config_rule_name(name)
@@ -642,7 +647,7 @@ impl Collector {
         let mut token: Option<String> = None;
         loop {
             let (page, _) = self
-                .call(c, "access-analyzer:ListAnalyzers", tally, |cap| {
+                .call(c, "access-analyzer:ListAnalyzers", false, tally, |cap| {
                     c.accessanalyzer.list_analyzers().set_next_token(token.clone()).customize().interceptor(cap).send()
                 })
                 .await?;
@@ -656,7 +661,7 @@ impl Collector {
             let mut token: Option<String> = None;
             loop {
                 let (_, capture) = self
-                    .call(c, "access-analyzer:ListFindings", tally, |cap| {
+                    .call(c, "access-analyzer:ListFindings", true, tally, |cap| {
                         c.accessanalyzer
                             .list_findings()
                             .analyzer_arn(analyzer)
