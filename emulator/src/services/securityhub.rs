@@ -10,7 +10,7 @@ use crate::error::{AwsError, AwsResult};
 use crate::services::Call;
 use crate::wire::{Input, Millis, Request, Response, iso8601, percent_decode};
 use crate::world::catalogue::{Standard, catalogue};
-use crate::world::findings::{Filters, StoredFinding, sort_key};
+use crate::world::findings::{Filters, FindingStore, StoredFinding, sort_key};
 use crate::world::{ActionTarget, Hub, HubAdministrator, HubMember, Invitation, StandardsSubscription, World};
 
 const INVALID: &str = "InvalidInputException";
@@ -1032,30 +1032,30 @@ fn get_findings(call: &Call<'_>, input: &Input) -> AwsResult<Response> {
         }
     } else {
         let offset = token_offset(token)?;
-        let mut matched: Vec<(Vec<Option<Value>>, u64)> = Vec::new();
-        let candidates: Box<dyn Iterator<Item = &StoredFinding>> = match &pinned {
-            Some(accounts) => Box::new(store.accounts_after(accounts, None).into_iter()),
-            None => Box::new(store.iter()),
+        // What identifies this listing: who asks, whom they see, and how they filter and sort.
+        let request = {
+            let mut seen: Vec<&str> = visible.iter().map(String::as_str).collect();
+            seen.sort_unstable();
+            format!(
+                "{}|{}|{}|{}",
+                call.account(),
+                seen.join(","),
+                input.raw("Filters").map(Value::to_string).unwrap_or_default(),
+                input.raw("SortCriteria").map(Value::to_string).unwrap_or_default()
+            )
         };
-        for f in candidates {
-            if !visible.contains(&f.account) || !filters.matches(&f.doc) {
-                continue;
+        // The first page sorts afresh; the pages after it reuse that list while nothing changed.
+        let kept = if offset > 0 { store.sorted_listing(&request) } else { None };
+        let matched = match kept {
+            Some(list) => list,
+            None => {
+                let list = std::sync::Arc::new(sorted_listing(store, pinned.as_deref(), &visible, &filters, &sort)?);
+                store.keep_sorted_listing(request, list.clone());
+                list
             }
-            let keys = sort.iter().map(|(field, _)| sort_key(&f.doc, field)).collect::<AwsResult<Vec<_>>>()?;
-            matched.push((keys, f.seq));
-        }
-        matched.sort_by(|a, b| {
-            for (i, (_, desc)) in sort.iter().enumerate() {
-                let o = compare(&a.0[i], &b.0[i]);
-                let o = if *desc { o.reverse() } else { o };
-                if o != std::cmp::Ordering::Equal {
-                    return o;
-                }
-            }
-            a.1.cmp(&b.1)
-        });
+        };
         let end = (offset + size).min(matched.len());
-        for (_, seq) in matched.get(offset.min(matched.len())..end).unwrap_or_default() {
+        for seq in matched.get(offset.min(matched.len())..end).unwrap_or_default() {
             if let Some(f) = store.get(*seq) {
                 if n > 0 {
                     body.push(b',');
@@ -1075,6 +1075,40 @@ fn get_findings(call: &Call<'_>, input: &Input) -> AwsResult<Response> {
     }
     body.push(b'}');
     Ok(Response::json_bytes(body))
+}
+
+/// The sequence numbers of the findings `visible` to the caller that pass `filters`, in the order
+/// of `sort` (then arrival).
+fn sorted_listing(
+    store: &FindingStore,
+    pinned: Option<&[&str]>,
+    visible: &HashSet<String>,
+    filters: &Filters,
+    sort: &[(String, bool)],
+) -> AwsResult<Vec<u64>> {
+    let candidates: Box<dyn Iterator<Item = &StoredFinding>> = match pinned {
+        Some(accounts) => Box::new(store.accounts_after(accounts, None).into_iter()),
+        None => Box::new(store.iter()),
+    };
+    let mut matched: Vec<(Vec<Option<Value>>, u64)> = Vec::new();
+    for f in candidates {
+        if !visible.contains(&f.account) || !filters.matches(&f.doc) {
+            continue;
+        }
+        let keys = sort.iter().map(|(field, _)| sort_key(&f.doc, field)).collect::<AwsResult<Vec<_>>>()?;
+        matched.push((keys, f.seq));
+    }
+    matched.sort_by(|a, b| {
+        for (i, (_, desc)) in sort.iter().enumerate() {
+            let o = compare(&a.0[i], &b.0[i]);
+            let o = if *desc { o.reverse() } else { o };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        a.1.cmp(&b.1)
+    });
+    Ok(matched.into_iter().map(|(_, seq)| seq).collect())
 }
 
 fn compare(a: &Option<Value>, b: &Option<Value>) -> std::cmp::Ordering {

@@ -37,6 +37,33 @@ pub struct FindingStore {
     /// Sequence numbers per AwsAccountId, so that evaluating one account does not scan all.
     by_account: HashMap<String, BTreeSet<u64>>,
     next_seq: u64,
+    /// Changes so far: a sorted listing made at one version is still right at that version.
+    version: u64,
+    sorted: SortedListings,
+}
+
+/// Most sorted listings kept at once; past it, the oldest are dropped.
+const SORTED_LISTINGS: usize = 4_096;
+
+/// Sorted `GetFindings` results, kept so that the pages after the first are a slice of the
+/// list the first page sorted, instead of filtering and sorting again: without it, reading
+/// N findings in pages of 100 costs N/100 sorts of N. Keyed by the caller's request (its
+/// account, what it sees, its filters and sort); an entry is used only at the store version it
+/// was made at, so a change in between makes the next page sort afresh. Not part of the
+/// store's state: a clone starts with none.
+#[derive(Default)]
+struct SortedListings(parking_lot::Mutex<(u64, HashMap<String, (u64, u64, std::sync::Arc<Vec<u64>>)>)>);
+
+impl Clone for SortedListings {
+    fn clone(&self) -> Self {
+        SortedListings::default()
+    }
+}
+
+impl std::fmt::Debug for SortedListings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SortedListings({})", self.0.lock().1.len())
+    }
 }
 
 impl FindingStore {
@@ -62,6 +89,7 @@ impl FindingStore {
         let product = doc.get("ProductArn").and_then(Value::as_str).unwrap_or_default().to_string();
         let id = doc.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
         let account = doc.get("AwsAccountId").and_then(Value::as_str).unwrap_or_default().to_string();
+        self.version += 1;
         if let Some(&seq) = self.by_key.get(&(product.clone(), id.clone())) {
             if let Some(f) = self.by_seq.get_mut(&seq) {
                 if f.account != account {
@@ -88,6 +116,7 @@ impl FindingStore {
 
     /// Changes a finding in place and re-renders it. Returns false when it does not exist.
     pub fn update(&mut self, seq: u64, change: impl FnOnce(&mut Map<String, Value>)) -> bool {
+        self.version += 1;
         match self.by_seq.get_mut(&seq) {
             Some(f) => {
                 change(&mut f.doc);
@@ -111,6 +140,28 @@ impl FindingStore {
     pub fn iter_after(&self, after: Option<u64>) -> impl Iterator<Item = &StoredFinding> {
         let start = after.map_or(0, |a| a.saturating_add(1));
         self.by_seq.range(start..).map(|(_, f)| f)
+    }
+
+    /// The sorted listing kept for `request`, if it was made at the store's current version.
+    pub fn sorted_listing(&self, request: &str) -> Option<std::sync::Arc<Vec<u64>>> {
+        let cache = self.sorted.0.lock();
+        cache.1.get(request).filter(|(version, _, _)| *version == self.version).map(|(_, _, list)| list.clone())
+    }
+
+    /// Keeps `list` as the sorted listing for `request` at the store's current version.
+    pub fn keep_sorted_listing(&self, request: String, list: std::sync::Arc<Vec<u64>>) {
+        let mut cache = self.sorted.0.lock();
+        let (clock, entries) = &mut *cache;
+        *clock += 1;
+        let made = *clock;
+        if entries.len() >= SORTED_LISTINGS && !entries.contains_key(&request) {
+            // Drop the older half, by when each was made.
+            let mut ages: Vec<u64> = entries.values().map(|(_, made, _)| *made).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            entries.retain(|_, (_, made, _)| *made > cut);
+        }
+        entries.insert(request, (self.version, made, list));
     }
 
     /// The findings of `accounts` after sequence number `after` (exclusive), in sequence order:
@@ -446,6 +497,26 @@ mod tests {
         assert_eq!(f.pinned("AwsAccountId"), None);
         let f = parse(json!({"AwsAccountId": [{"Value": "1", "Comparison": "PREFIX"}]}));
         assert_eq!(f.pinned("AwsAccountId"), None);
+    }
+
+    #[test]
+    fn a_sorted_listing_is_used_only_at_the_version_it_was_made_at() {
+        let mut s = FindingStore::default();
+        s.put(doc(json!({"ProductArn": "p", "Id": "1"})));
+        let list = std::sync::Arc::new(vec![0]);
+        s.keep_sorted_listing("q".into(), list.clone());
+        assert_eq!(s.sorted_listing("q"), Some(list));
+        assert_eq!(s.sorted_listing("other"), None);
+        assert_eq!(s.clone().sorted_listing("q"), None, "a clone starts without listings");
+        s.update(0, |d| {
+            d.insert("Title".into(), json!("changed"));
+        });
+        assert_eq!(s.sorted_listing("q"), None, "a change makes the listing stale");
+        for i in 0..SORTED_LISTINGS + 10 {
+            s.keep_sorted_listing(format!("q{i}"), std::sync::Arc::new(vec![]));
+        }
+        assert!(s.sorted.0.lock().1.len() <= SORTED_LISTINGS);
+        assert!(s.sorted_listing(&format!("q{}", SORTED_LISTINGS + 9)).is_some(), "the newest is kept");
     }
 
     #[test]

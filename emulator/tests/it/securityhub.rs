@@ -550,6 +550,74 @@ fn sample_finding(id: &str, account: &str) -> AwsSecurityFinding {
         .build()
 }
 
+/// Every page of a sorted listing, `MaxResults` `page`, with `between` run after the first page.
+async fn sorted_pages(
+    c: &Client,
+    filters: AwsSecurityFindingFilters,
+    page: i32,
+    between: impl AsyncFnOnce(),
+) -> Vec<AwsSecurityFinding> {
+    let sort = SortCriterion::builder().field("UpdatedAt").sort_order(SortOrder::Ascending).build();
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    let mut between = Some(between);
+    loop {
+        let r = c
+            .get_findings()
+            .filters(filters.clone())
+            .sort_criteria(sort.clone())
+            .max_results(page)
+            .set_next_token(token)
+            .send()
+            .await
+            .expect("GetFindings");
+        out.extend(r.findings().iter().cloned());
+        if let Some(f) = between.take() {
+            f().await;
+        }
+        token = r.next_token().map(str::to_string);
+        if token.is_none() {
+            return out;
+        }
+    }
+}
+
+#[tokio::test]
+async fn sorted_pages_of_one_account_serve_each_finding_once_and_see_changes() {
+    let em = support::demo().await;
+    let admin = hub(&em, ADMIN);
+    let mine = AwsSecurityFindingFilters::builder().aws_account_id(eq(DEV)).build();
+    let unsorted = all_findings(&admin, Some(mine.clone()), 100).await;
+    assert!(unsorted.len() > 6, "the demo's {DEV} has pages of 3 to page through");
+
+    let sorted = sorted_pages(&admin, mine.clone(), 3, async || {}).await;
+    let ids = |v: &[AwsSecurityFinding]| v.iter().filter_map(|f| f.id().map(str::to_string)).collect::<Vec<_>>();
+    let (want, got) = (ids(&unsorted), ids(&sorted));
+    assert_eq!(got.len(), want.len(), "each finding once");
+    assert_eq!(got.iter().collect::<HashSet<_>>(), want.iter().collect::<HashSet<_>>());
+    let stamps: Vec<&str> = sorted.iter().filter_map(|f| f.updated_at()).collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "sorted by UpdatedAt: {stamps:?}");
+
+    // A finding updated after the first page moves to the end of the order; the pages after
+    // the first reflect it instead of serving the order the first page saw. (The token is an
+    // offset: the order shifting under it makes the next page skip the finding at the page
+    // boundary, as the finding served twice shows.)
+    let first = sorted[0].clone();
+    let moved = sorted_pages(&admin, mine, 3, async || {
+        let ident = AwsSecurityFindingIdentifier::builder()
+            .id(first.id().unwrap())
+            .product_arn(first.product_arn().unwrap())
+            .build();
+        let note = NoteUpdate::builder().text("touched").updated_by("test").build();
+        admin.batch_update_findings().finding_identifiers(ident).note(note).send().await.unwrap();
+    })
+    .await;
+    let moved_ids = ids(&moved);
+    assert_eq!(moved_ids.first(), got.first(), "the first page was served before the change");
+    assert_eq!(moved_ids.last(), got.first(), "after the change it sorts last, and is served again there");
+    assert_eq!(moved_ids.len(), got.len());
+}
+
 #[tokio::test]
 async fn import_then_update_findings() {
     let em = support::demo().await;
