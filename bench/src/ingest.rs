@@ -13,12 +13,14 @@
 //! `serde_json::Value`: read and parse only. It runs before and after the pipeline and the faster
 //! run counts, so the ratio is never flattered by a slow floor.
 //!
-//! **Pipeline.** The product's own code paths, as a sync runs them: on one thread, each page is
-//! split (`normalize::page`), each document normalized (`normalize::securityhub`), and its checks
-//! (`posture::checks`, from the rows the store would hold) upserted into a `Scoreboard`; on the
-//! other, a single writer gathers pages into transactions of about 2,000 findings
-//! (`Store::write_batch`, findings with their watermarks) on a SQLite store in the temporary
-//! folder, as the sync's writer does. A bounded channel between them keeps memory flat.
+//! **Pipeline.** The product's own code paths, as a sync runs them: on one thread per core (a
+//! sync normalizes each account's pages on the task that read them, on every worker), each page
+//! is split (`normalize::page`), each document normalized (`normalize::securityhub`), the page's
+//! documents compressed for the store (`Batch::pack`), and its checks (`posture::checks`, from
+//! the rows the store would hold) upserted into a shared `Scoreboard`; a single writer task
+//! gathers pages into transactions of about 2,000 findings (`Store::write_batch`, findings with
+//! their watermarks) on a SQLite store in the temporary folder, as the sync's writer does. A
+//! bounded channel between them keeps memory flat.
 //!
 //! **Checks.** The run fails unless the store holds exactly N findings, every one written, none
 //! rejected, and the board holds checks.
@@ -99,7 +101,7 @@ pub(crate) struct Report {
     pub(crate) peak_rss_kib: Option<u64>,
     /// CPU time of the process during the pipeline (user + system), where the platform says.
     pub(crate) pipeline_cpu: Option<Duration>,
-    /// The same by thread: `normalizer`, `sqlx-sqlite-worker` (SQLite itself), `tokio-rt-worker`
+    /// The same by thread: `normalizers` (all of them), `sqlx-sqlite-worker` (SQLite itself), `tokio-rt-worker`
     /// (the writer task, which encodes the statements' arguments).
     pub(crate) thread_cpu: BTreeMap<String, Duration>,
     /// Bytes the pipeline caused to be written to storage (the database, its WAL and their
@@ -139,7 +141,7 @@ pub(crate) fn run(rt: &Runtime, count: usize, quick: bool) -> anyhow::Result<()>
     println!("pipeline            {:.2} s, {:.0} findings/s", secs(r.pipeline), r.findings_per_second());
     println!("ratio to floor      {:.2}x", r.ratio());
     println!(
-        "  normalize thread  {:.2} s normalizing, {:.2} s scoring, {:.2} s waiting for the writer",
+        "  normalizers       {:.2} s normalizing, {:.2} s scoring, {:.2} s waiting for the writer (all threads)",
         secs(r.normalize),
         secs(r.score),
         secs(r.blocked)
@@ -243,9 +245,9 @@ pub(crate) fn measure(rt: &Runtime, scenario: &str, count: usize) -> anyhow::Res
 }
 
 /// One account's Security Hub findings as the emulator rendered them.
-struct BaseAccount {
-    account: String,
-    docs: Vec<String>,
+pub(crate) struct BaseAccount {
+    pub(crate) account: String,
+    pub(crate) docs: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -264,7 +266,7 @@ struct AccountOnly<'a> {
 
 /// Starts the emulator with `scenario` and reads every Security Hub finding the delegated admin
 /// sees, page by page, grouped by account.
-async fn read_base(scenario: &str) -> anyhow::Result<Vec<BaseAccount>> {
+pub(crate) async fn read_base(scenario: &str) -> anyhow::Result<Vec<BaseAccount>> {
     let em = orgsec_emulator::Emulator::builder()
         .scenario(scenario)
         .rate_limits(false)
@@ -458,9 +460,7 @@ async fn pipeline(
                 let msg = rx.recv().await;
                 let done = msg.is_none();
                 if let Some(b) = msg {
-                    pending.findings.extend(b.findings);
-                    pending.watermarks.extend(b.watermarks);
-                    pending.rejected.extend(b.rejected);
+                    pending.append(b);
                 }
                 if !pending.is_empty() && (done || pending.findings.len() >= WRITE_BATCH || rx.is_empty()) {
                     let batch = std::mem::take(&mut pending);
@@ -478,18 +478,46 @@ async fn pipeline(
         })
     };
 
-    // The normalizing side, on a thread of its own so that it runs beside the writer.
-    let input = input.to_path_buf();
-    let accounts = accounts.clone();
-    let normalizer = std::thread::spawn(move || normalize_and_score(&input, &accounts, tx));
-    let n = normalizer.join().map_err(|_| anyhow!("the normalizing thread panicked"))??;
+    // The normalizing side: one thread per core, as a sync normalizes each account's pages on
+    // the task that read them, on every worker of the runtime. They share the input file and
+    // the board.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let shared = std::sync::Arc::new(Shared {
+        lines: std::sync::Mutex::new(BufReader::with_capacity(1 << 20, File::open(input)?)),
+        board: std::sync::Mutex::new(Scoreboard::new(Weights::default())),
+        accounts: accounts.clone(),
+    });
+    let normalizers: Vec<_> = (0..threads)
+        .map(|i| {
+            let (shared, tx) = (shared.clone(), tx.clone());
+            std::thread::Builder::new().name(format!("normalizer-{i}")).spawn(move || normalize_and_score(&shared, tx))
+        })
+        .collect::<Result<_, _>>()?;
+    drop(tx);
+    let mut n = Normalized::default();
+    for t in normalizers {
+        let one = t.join().map_err(|_| anyhow!("a normalizing thread panicked"))??;
+        n.normalize += one.normalize;
+        n.score += one.score;
+        n.blocked += one.blocked;
+        n.rejected += one.rejected;
+        n.cpu = match (n.cpu, one.cpu) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+    }
     let (written, rejected, transactions, write) = writer.await??;
     let elapsed = started.elapsed();
     let mut thread_cpu = cpu_by_name(&threads_before, &threads_cpu());
     if let Some(cpu) = n.cpu {
-        thread_cpu.insert("normalizer".to_string(), cpu);
+        thread_cpu.insert("normalizers".to_string(), cpu);
     }
-    let (board, pages_rejected) = (n.board, n.rejected);
+    let board = std::sync::Arc::try_unwrap(shared)
+        .map_err(|_| anyhow!("a normalizing thread still holds the board"))?
+        .board
+        .into_inner()
+        .map_err(|_| anyhow!("a normalizing thread panicked holding the board"))?;
+    let pages_rejected = n.rejected;
 
     if rejected > 0 || pages_rejected > 0 {
         bail!("{} findings were rejected: the replicated documents should all be valid", rejected.max(pages_rejected));
@@ -525,9 +553,16 @@ async fn pipeline(
     })
 }
 
-/// What the normalizing thread did.
+/// What the normalizing threads share.
+struct Shared {
+    lines: std::sync::Mutex<BufReader<File>>,
+    board: std::sync::Mutex<Scoreboard>,
+    accounts: HashMap<String, AccountInfo>,
+}
+
+/// What a normalizing thread did (or all of them, summed).
+#[derive(Default)]
 struct Normalized {
-    board: Scoreboard,
     normalize: Duration,
     score: Duration,
     blocked: Duration,
@@ -536,22 +571,17 @@ struct Normalized {
     cpu: Option<Duration>,
 }
 
-/// Reads pages from `input`, normalizes them into batches for the writer, and scores them.
-fn normalize_and_score(
-    input: &Path,
-    accounts: &HashMap<String, AccountInfo>,
-    tx: tokio::sync::mpsc::Sender<Batch>,
-) -> anyhow::Result<Normalized> {
-    let mut board = Scoreboard::new(Weights::default());
-    let (mut normalize, mut score, mut blocked) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let mut rejected = 0u64;
-    let mut lines = BufReader::with_capacity(1 << 20, File::open(input)?);
+/// Takes pages from the shared input until it ends, normalizes each into a batch for the writer
+/// (compressing its documents, as collection does), and scores it on the shared board.
+fn normalize_and_score(shared: &Shared, tx: tokio::sync::mpsc::Sender<Batch>) -> anyhow::Result<Normalized> {
+    let mut n = Normalized::default();
     let mut line = String::new();
     let lookup = |id: &str| catalogue().get(id);
     loop {
         let t = Instant::now();
         line.clear();
-        if lines.read_line(&mut line)? == 0 {
+        let read = shared.lines.lock().map_err(|_| anyhow!("a normalizing thread panicked"))?.read_line(&mut line)?;
+        if read == 0 {
             break;
         }
         let page = normalize::page(&line, "Findings", "NextToken").map_err(|e| anyhow!("a page: {e}"))?;
@@ -568,7 +598,7 @@ fn normalize_and_score(
                     batch.findings.push(f);
                 }
                 Err(r) => {
-                    rejected += 1;
+                    n.rejected += 1;
                     batch.rejected.push(RejectedRecord::new(
                         Source::SecurityHub,
                         "",
@@ -584,20 +614,25 @@ fn normalize_and_score(
         if let Some((account, w)) = watermark {
             batch.watermarks.push((account, REGION.to_string(), Source::SecurityHub, w));
         }
-        normalize += t.elapsed();
+        batch.pack()?;
+        n.normalize += t.elapsed();
 
         let t = Instant::now();
         let rows: Vec<CheckRow> = batch.findings.iter().map(check_row).collect();
-        for check in posture::checks(&rows, accounts) {
+        let checks = posture::checks(&rows, &shared.accounts);
+        let mut board = shared.board.lock().map_err(|_| anyhow!("a normalizing thread panicked"))?;
+        for check in checks {
             board.upsert(check);
         }
-        score += t.elapsed();
+        drop(board);
+        n.score += t.elapsed();
 
         let t = Instant::now();
         tx.blocking_send(batch).map_err(|_| anyhow!("the writer stopped"))?;
-        blocked += t.elapsed();
+        n.blocked += t.elapsed();
     }
-    Ok(Normalized { board, normalize, score, blocked, rejected, cpu: thread_cpu() })
+    n.cpu = thread_cpu();
+    Ok(n)
 }
 
 fn now_ms() -> i64 {

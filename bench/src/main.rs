@@ -20,7 +20,11 @@
 //! `orgsec-bench sync` times a sync of a generated organization with the emulator's published
 //! rate limits on, next to the least time those limits allow and the CPU floor from `ingest`
 //! (see `sync.rs`).
+//!
+//! `orgsec-bench dictionary` is not a benchmark: it trains the zstd dictionary the store
+//! compresses finding documents with (see `dictionary.rs`).
 
+mod dictionary;
 mod ingest;
 mod provider;
 mod rescoring;
@@ -101,6 +105,12 @@ enum Bench {
         #[arg(long)]
         quick: bool,
     },
+    /// Train the zstd dictionary the store compresses finding documents with, from findings of
+    /// the emulator, and write it to OUT.
+    Dictionary {
+        #[arg(long, default_value = "orchestrator/src/store/findings.zdict")]
+        out: std::path::PathBuf,
+    },
     /// Normalize, score and store N Security Hub findings, next to only reading and parsing
     /// them. Prints a report and a JSON line.
     Ingest {
@@ -164,6 +174,7 @@ fn main() -> anyhow::Result<()> {
             rescoring::run(checks, accounts, changes, seed)
         }
         Bench::Ingest { count, quick } => ingest::run(&rt, count, quick),
+        Bench::Dictionary { out } => dictionary::run(&rt, &out),
         Bench::Sync { accounts, findings_per_account, ingest_rate, quick, worker } => match worker {
             Some(url) => sync::worker(&rt, &url),
             None => sync::run(&rt, accounts, findings_per_account, ingest_rate, quick),

@@ -462,6 +462,8 @@ impl Collector {
             batch.watermarks.push((c.account_id.clone(), c.region.clone(), source, w));
         }
         if !batch.is_empty() {
+            // Compressed here, on this account's task, rather than by the one writer.
+            batch.pack().map_err(|e| format!("{source}: {e}"))?;
             tx.send(Msg::Batch(batch)).await.map_err(|_| "the store writer stopped".to_string())?;
         }
         Ok(page.next_token)
@@ -705,9 +707,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>) -> Result<u64, St
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Batch(b) => {
-                pending.findings.extend(b.findings);
-                pending.watermarks.extend(b.watermarks);
-                pending.rejected.extend(b.rejected);
+                pending.append(b);
                 if pending.findings.len() >= WRITE_BATCH || rx.is_empty() {
                     written += flush(&mut pending).await?;
                 }
