@@ -80,7 +80,8 @@ enum Command {
         /// Only these sources (repeatable): securityhub, guardduty, config, access-analyzer.
         #[arg(long, value_name = "SOURCE", value_parser = parse_source)]
         source: Vec<Source>,
-        /// Accounts read at the same time (each is paced by its own rate budget).
+        /// Calls in flight at the same time (every account is read at once, each paced by its
+        /// own rate budget; this bounds the pages in memory).
         #[arg(long, default_value_t = orgsec::collect::DEFAULT_CONCURRENCY)]
         concurrency: usize,
     },

@@ -48,12 +48,12 @@ use limits::Limits;
 
 /// How many findings the writer gathers before a transaction.
 const WRITE_BATCH: usize = 2_000;
-/// Accounts read at the same time, by default. Each account is paced by its own rate budget
-/// (Security Hub's GetFindings: 3 pages of 100 a second), so a sync reads at most this many
-/// times 300 findings a second: 128 accounts ask for about 38,000 findings a second, more than
-/// two cores normalize and store, while 32 would leave the CPU idle and make an organization of
-/// 200 accounts take seven rounds of rate-limited reads instead of two. An account in flight
-/// holds a page or two (well under a megabyte) and one connection.
+/// Calls in flight at the same time, by default: a call holds its slot from the moment its rate
+/// budget lets it go until its page is normalized and handed to the writer, so this bounds the
+/// pages in memory (about 200 KB each) and the connections open. An account waiting for its
+/// budget (Security Hub's GetFindings: 3 pages of 100 a second) holds none, so every account of
+/// an organization is read at once, each at its own pace: a cap on accounts instead made an
+/// organization of 200 accounts take two rounds of rate-limited reads when 128 were allowed.
 pub const DEFAULT_CONCURRENCY: usize = 128;
 /// Attempts of one call when AWS keeps throttling (on top of the SDK's own retries).
 const MAX_ATTEMPTS: u32 = 6;
@@ -63,7 +63,7 @@ const MAX_ATTEMPTS: u32 = 6;
 pub struct SyncOptions {
     /// Sources to read; empty means all four.
     pub sources: Vec<Source>,
-    /// Accounts read at the same time (default [`DEFAULT_CONCURRENCY`]).
+    /// Calls in flight at the same time (default [`DEFAULT_CONCURRENCY`]).
     pub concurrency: usize,
     /// How far before the watermark an incremental read starts.
     pub lookback: Duration,
@@ -166,8 +166,8 @@ struct Run {
     sources: Vec<Source>,
     /// To the writer; it stops once every task is done and this is dropped.
     tx: mpsc::Sender<Msg>,
-    /// Accounts read at the same time.
-    permits: Semaphore,
+    /// Calls in flight (and role assumptions) at the same time.
+    permits: Arc<Semaphore>,
     /// Units done, findings collected, calls throttled: for progress and the report.
     done: AtomicUsize,
     collected: AtomicU64,
@@ -175,19 +175,23 @@ struct Run {
     total: usize,
 }
 
-/// Reads every region and source of one account (a task of [`Collector::sync`]), once a permit
-/// is free; reports progress after each unit.
+/// Reads every region and source of one account (a task of [`Collector::sync`]); reports
+/// progress after each unit. Its calls, and the role assumption, take a slot of `run.permits`
+/// each while they run.
 async fn read_account(
     run: Arc<Run>,
     account: String,
     progress: mpsc::UnboundedSender<SyncProgress>,
 ) -> Vec<UnitReport> {
-    let _permit = run.permits.acquire().await;
     let per_region = run.regions.iter().map(|region| {
         let (run, account, progress) = (&run, &account, &progress);
         async move {
             let mut reports = Vec::new();
-            match run.collector.aws.member(account, region).await.map_err(|e| e.to_string()) {
+            let member = {
+                let _slot = run.permits.acquire().await;
+                run.collector.aws.member(account, region).await.map_err(|e| e.to_string())
+            };
+            match member {
                 Err(e) => {
                     for &source in &run.sources {
                         reports.push(UnitReport {
@@ -207,7 +211,7 @@ async fn read_account(
                     let reads = run.sources.iter().map(|&source| {
                         let c = &c;
                         async move {
-                            let mut tally = Tally::default();
+                            let mut tally = Tally { permits: Some(run.permits.clone()), ..Tally::default() };
                             let result = run.collector.read(c, source, &run.options, &run.tx, &mut tally).await;
                             let done = run.done.fetch_add(1, Ordering::Relaxed) + 1;
                             let collected =
@@ -241,12 +245,17 @@ async fn read_account(
     join_all(per_region).await.into_iter().flatten().collect()
 }
 
-/// Counts of one unit, shared by its fetcher.
+/// Counts of one unit, shared by its fetcher, and the slot its current call holds.
 #[derive(Default)]
 struct Tally {
     collected: u64,
     rejected: u64,
     throttled: u64,
+    /// Where calls take a slot (none: no cap).
+    permits: Option<Arc<Semaphore>>,
+    /// The slot of the last call: held until the unit's next call, or its end, so that it
+    /// covers the response and the page's delivery to the writer.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Collector {
@@ -284,7 +293,7 @@ impl Collector {
             regions: regions.clone(),
             sources,
             tx,
-            permits: Semaphore::new(options.concurrency.max(1)),
+            permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             done: AtomicUsize::new(0),
             collected: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
@@ -393,8 +402,13 @@ impl Collector {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let mut backoff = Duration::from_millis(200);
+        // The last call's page is delivered by now: free its slot before waiting for a token.
+        tally.slot = None;
         for attempt in 1..=MAX_ATTEMPTS {
             self.limits.acquire(&c.account_id, &c.region, api).await;
+            if let Some(permits) = &tally.permits {
+                tally.slot = permits.clone().acquire_owned().await.ok();
+            }
             let capture = if raw_only { Capture::raw_only() } else { Capture::new() };
             let result = send(capture.clone()).await;
             for _ in 0..capture.throttled_attempts() {
@@ -407,6 +421,7 @@ impl Collector {
                     return Ok((v, capture));
                 }
                 Err(e) if error_code(&e).is_some_and(is_throttling_code) && attempt < MAX_ATTEMPTS => {
+                    tally.slot = None;
                     tokio::time::sleep(backoff + jitter(backoff)).await;
                     backoff = (backoff * 2).min(Duration::from_secs(20));
                 }
