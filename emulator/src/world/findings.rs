@@ -52,7 +52,15 @@ const SORTED_LISTINGS: usize = 4_096;
 /// was made at, so a change in between makes the next page sort afresh. Not part of the
 /// store's state: a clone starts with none.
 #[derive(Default)]
-struct SortedListings(parking_lot::Mutex<(u64, HashMap<String, (u64, u64, std::sync::Arc<Vec<u64>>)>)>);
+struct SortedListings(parking_lot::Mutex<Listings>);
+
+/// The listings kept, and a clock that orders them by when each was made.
+#[derive(Default)]
+struct Listings {
+    clock: u64,
+    /// Request -> (store version, made at, sequence numbers in order).
+    entries: HashMap<String, (u64, u64, std::sync::Arc<Vec<u64>>)>,
+}
 
 impl Clone for SortedListings {
     fn clone(&self) -> Self {
@@ -62,7 +70,7 @@ impl Clone for SortedListings {
 
 impl std::fmt::Debug for SortedListings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SortedListings({})", self.0.lock().1.len())
+        write!(f, "SortedListings({})", self.0.lock().entries.len())
     }
 }
 
@@ -145,13 +153,13 @@ impl FindingStore {
     /// The sorted listing kept for `request`, if it was made at the store's current version.
     pub fn sorted_listing(&self, request: &str) -> Option<std::sync::Arc<Vec<u64>>> {
         let cache = self.sorted.0.lock();
-        cache.1.get(request).filter(|(version, _, _)| *version == self.version).map(|(_, _, list)| list.clone())
+        cache.entries.get(request).filter(|(version, _, _)| *version == self.version).map(|(_, _, list)| list.clone())
     }
 
     /// Keeps `list` as the sorted listing for `request` at the store's current version.
     pub fn keep_sorted_listing(&self, request: String, list: std::sync::Arc<Vec<u64>>) {
         let mut cache = self.sorted.0.lock();
-        let (clock, entries) = &mut *cache;
+        let Listings { clock, entries } = &mut *cache;
         *clock += 1;
         let made = *clock;
         if entries.len() >= SORTED_LISTINGS && !entries.contains_key(&request) {
@@ -515,7 +523,7 @@ mod tests {
         for i in 0..SORTED_LISTINGS + 10 {
             s.keep_sorted_listing(format!("q{i}"), std::sync::Arc::new(vec![]));
         }
-        assert!(s.sorted.0.lock().1.len() <= SORTED_LISTINGS);
+        assert!(s.sorted.0.lock().entries.len() <= SORTED_LISTINGS);
         assert!(s.sorted_listing(&format!("q{}", SORTED_LISTINGS + 9)).is_some(), "the newest is kept");
     }
 

@@ -79,12 +79,8 @@ impl Intercept for Capture {
         let response = context.response_mut();
         if self.raw_only && response.status().is_success() {
             let inner = std::mem::replace(response.body_mut(), SdkBody::taken());
-            *response.body_mut() = SdkBody::from_body_1_x(KeepBody {
-                inner,
-                buf: Vec::new(),
-                slot: self.body.clone(),
-                done: false,
-            });
+            *response.body_mut() =
+                SdkBody::from_body_1_x(KeepBody { inner, buf: Vec::new(), slot: self.body.clone(), done: false });
         }
         Ok(())
     }
@@ -144,7 +140,7 @@ impl Body for KeepBody {
                         this.buf.extend_from_slice(&data);
                     }
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => {
                     this.done = true;
                     *this.slot.lock() = Some(std::mem::take(&mut this.buf));

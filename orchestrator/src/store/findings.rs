@@ -51,8 +51,10 @@ fn pack(compressor: &mut zstd::bulk::Compressor<'_>, raw: &str) -> Result<Vec<u8
 /// A stored document back as the source's JSON.
 fn unpack(uid: &str, document: &[u8]) -> Result<String, StoreError> {
     use std::io::Read as _;
-    let fail = |e: std::io::Error| StoreError::Corrupt(format!("finding {uid}: its document cannot be decompressed: {e}"));
-    let mut decoder = zstd::stream::read::Decoder::with_prepared_dictionary(document, decoder_dictionary()).map_err(fail)?;
+    let fail =
+        |e: std::io::Error| StoreError::Corrupt(format!("finding {uid}: its document cannot be decompressed: {e}"));
+    let mut decoder =
+        zstd::stream::read::Decoder::with_prepared_dictionary(document, decoder_dictionary()).map_err(fail)?;
     let mut raw = String::new();
     decoder.read_to_string(&mut raw).map_err(fail)?;
     Ok(raw)
@@ -176,7 +178,6 @@ impl Batch {
         self.rejected.extend(other.rejected);
     }
 }
-
 
 /// What a batch changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
