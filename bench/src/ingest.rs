@@ -495,8 +495,14 @@ async fn pipeline(
         .collect::<Result<_, _>>()?;
     drop(tx);
     let mut n = Normalized::default();
+    let mut results = Vec::with_capacity(threads);
     for t in normalizers {
-        let one = t.join().map_err(|_| anyhow!("a normalizing thread panicked"))??;
+        results.push(t.join().map_err(|_| anyhow!("a normalizing thread panicked"))?);
+    }
+    // When the writer failed, the normalizers only saw it stop: its own error says why.
+    let (written, rejected, transactions, write) = writer.await?.context("the store's writer failed")?;
+    for one in results {
+        let one = one?;
         n.normalize += one.normalize;
         n.score += one.score;
         n.blocked += one.blocked;
@@ -506,7 +512,6 @@ async fn pipeline(
             (a, b) => a.or(b),
         };
     }
-    let (written, rejected, transactions, write) = writer.await??;
     let elapsed = started.elapsed();
     let mut thread_cpu = cpu_by_name(&threads_before, &threads_cpu());
     if let Some(cpu) = n.cpu {

@@ -229,7 +229,10 @@ pub(crate) fn run(
     );
     println!("findings read       {collected} ({}); {} written", per_source.join(", "), report.written);
     println!("enroll (untimed)    {:.1} s", worker.enroll_seconds);
-    println!("concurrency         {} calls in flight, every account at once (the product's default)", SyncOptions::default().concurrency);
+    println!(
+        "concurrency         {} calls in flight, every account at once (the product's default)",
+        SyncOptions::default().concurrency
+    );
     println!(
         "sync                {:.2} s ({:.0} findings/s), {} throttled calls",
         secs(achieved),
