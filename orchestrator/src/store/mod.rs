@@ -89,6 +89,8 @@ const CHECKPOINT_EVERY: u64 = 10_000;
 /// for readers. The writer's own automatic checkpoint stays as the backstop.
 #[derive(Debug, Default)]
 struct Checkpoints {
+    /// A SQLite file in WAL mode (not PostgreSQL, not an in-memory database).
+    enabled: bool,
     since: std::sync::atomic::AtomicU64,
     running: std::sync::atomic::AtomicBool,
 }
@@ -124,7 +126,7 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open { url: redact(url), source };
         let pool = if url.starts_with("sqlite:") {
-            let memory = url.contains(":memory:") || url.contains("mode=memory");
+            let memory = url_is_memory(url);
             let mut options = SqliteConnectOptions::from_str(url)
                 .map_err(open_err)?
                 .create_if_missing(true)
@@ -165,7 +167,9 @@ impl Store {
                     .map_err(open_err)?,
             )
         };
-        let store = Store { pool, checkpoints: Default::default() };
+        let checkpoints =
+            Checkpoints { enabled: matches!(pool, Pool::Sqlite(_)) && !url_is_memory(url), ..Default::default() };
+        let store = Store { pool, checkpoints: std::sync::Arc::new(checkpoints) };
         store.migrate().await?;
         Ok(store)
     }
@@ -207,7 +211,7 @@ impl Store {
     fn wrote(&self, findings: u64) {
         use std::sync::atomic::Ordering;
         let Pool::Sqlite(pool) = &self.pool else { return };
-        if pool.connect_options().get_filename().as_os_str() == ":memory:" {
+        if !self.checkpoints.enabled {
             return;
         }
         let since = self.checkpoints.since.fetch_add(findings, Ordering::Relaxed) + findings;
@@ -228,6 +232,11 @@ impl Store {
     pub async fn close(&self) {
         with_pool!(self, p => p.close().await);
     }
+}
+
+/// Whether a SQLite URL names an in-memory database.
+fn url_is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 /// `url` without its password.
