@@ -1011,11 +1011,7 @@ fn get_findings(call: &Call<'_>, input: &Input) -> AwsResult<Response> {
         let mut last = None;
         // A filter that pins the account (as a member reading its own findings does) reads
         // that account's index instead of the region's every finding.
-        let candidates: Box<dyn Iterator<Item = &StoredFinding>> = match &pinned {
-            Some(accounts) => Box::new(store.accounts_after(accounts, after).into_iter()),
-            None => Box::new(store.iter_after(after)),
-        };
-        for f in candidates {
+        for f in candidates(store, pinned.as_deref(), after) {
             if !visible.contains(&f.account) || !filters.matches(&f.doc) {
                 continue;
             }
@@ -1077,6 +1073,19 @@ fn get_findings(call: &Call<'_>, input: &Input) -> AwsResult<Response> {
     Ok(Response::json_bytes(body))
 }
 
+/// The findings after sequence number `after`, in order: only the `pinned` accounts' when a
+/// filter pins them (a member reading itself), so that the rest of the region is not visited.
+fn candidates<'a>(
+    store: &'a FindingStore,
+    pinned: Option<&[&str]>,
+    after: Option<u64>,
+) -> Box<dyn Iterator<Item = &'a StoredFinding> + 'a> {
+    match pinned {
+        Some(accounts) => Box::new(store.accounts_after(accounts, after).into_iter()),
+        None => Box::new(store.iter_after(after)),
+    }
+}
+
 /// The sequence numbers of the findings `visible` to the caller that pass `filters`, in the order
 /// of `sort` (then arrival).
 fn sorted_listing(
@@ -1086,12 +1095,8 @@ fn sorted_listing(
     filters: &Filters,
     sort: &[(String, bool)],
 ) -> AwsResult<Vec<u64>> {
-    let candidates: Box<dyn Iterator<Item = &StoredFinding>> = match pinned {
-        Some(accounts) => Box::new(store.accounts_after(accounts, None).into_iter()),
-        None => Box::new(store.iter()),
-    };
     let mut matched: Vec<(Vec<Option<Value>>, u64)> = Vec::new();
-    for f in candidates {
+    for f in candidates(store, pinned, None) {
         if !visible.contains(&f.account) || !filters.matches(&f.doc) {
             continue;
         }

@@ -28,18 +28,34 @@ fn eq(v: &str) -> StringFilter {
 }
 
 async fn all_findings(c: &Client, filters: Option<AwsSecurityFindingFilters>, page: i32) -> Vec<AwsSecurityFinding> {
+    pages(c, filters, None, page, async || {}).await
+}
+
+/// Every page of a listing, `MaxResults` `page`, with `between` run after the first page.
+async fn pages(
+    c: &Client,
+    filters: Option<AwsSecurityFindingFilters>,
+    sort: Option<SortCriterion>,
+    page: i32,
+    between: impl AsyncFnOnce(),
+) -> Vec<AwsSecurityFinding> {
     let mut out = Vec::new();
     let mut token = None;
+    let mut between = Some(between);
     loop {
         let r = c
             .get_findings()
             .set_filters(filters.clone())
+            .set_sort_criteria(sort.clone().map(|s| vec![s]))
             .max_results(page)
             .set_next_token(token)
             .send()
             .await
             .expect("GetFindings");
         out.extend(r.findings().iter().cloned());
+        if let Some(f) = between.take() {
+            f().await;
+        }
         token = r.next_token().map(str::to_string);
         if token.is_none() {
             return out;
@@ -550,7 +566,7 @@ fn sample_finding(id: &str, account: &str) -> AwsSecurityFinding {
         .build()
 }
 
-/// Every page of a sorted listing, `MaxResults` `page`, with `between` run after the first page.
+/// Every page of a listing sorted by `UpdatedAt`, with `between` run after the first page.
 async fn sorted_pages(
     c: &Client,
     filters: AwsSecurityFindingFilters,
@@ -558,28 +574,7 @@ async fn sorted_pages(
     between: impl AsyncFnOnce(),
 ) -> Vec<AwsSecurityFinding> {
     let sort = SortCriterion::builder().field("UpdatedAt").sort_order(SortOrder::Ascending).build();
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    let mut between = Some(between);
-    loop {
-        let r = c
-            .get_findings()
-            .filters(filters.clone())
-            .sort_criteria(sort.clone())
-            .max_results(page)
-            .set_next_token(token)
-            .send()
-            .await
-            .expect("GetFindings");
-        out.extend(r.findings().iter().cloned());
-        if let Some(f) = between.take() {
-            f().await;
-        }
-        token = r.next_token().map(str::to_string);
-        if token.is_none() {
-            return out;
-        }
-    }
+    pages(c, Some(filters), Some(sort), page, between).await
 }
 
 #[tokio::test]
