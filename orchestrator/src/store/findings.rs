@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+use super::sqlite_rows::{SqliteError, Statement, Value};
 use super::{Backend, Store, StoreError, with_pool};
 use crate::finding::{Compliance, Finding, Severity, Source, Workflow};
 use crate::normalize::criticality_tag;
@@ -60,8 +61,9 @@ fn unpack(uid: &str, document: &[u8]) -> Result<String, StoreError> {
     Ok(raw)
 }
 
-/// Rows per INSERT statement: 24 columns x 400 stays under SQLite's and PostgreSQL's limits on
-/// bound parameters.
+/// Rows per multi-row INSERT statement: 24 columns x 400 stays under SQLite's and PostgreSQL's
+/// limits on bound parameters. (On SQLite, findings go in one row per statement: see
+/// [`UpsertFindings`].)
 const ROWS_PER_STATEMENT: usize = 400;
 
 /// Settings of a SQLite connection before it writes a batch: collection's writer is the one big
@@ -71,9 +73,8 @@ const ROWS_PER_STATEMENT: usize = 400;
 /// - A page cache of 32 MiB (the default is 2 MiB) holds a transaction of a few thousand
 ///   findings (their rows, about 2.5 KB each, and the index pages they touch); a smaller cache
 ///   spills dirty pages to the WAL before the commit and writes them again after.
-/// - Temporary files in memory: a multi-row upsert keeps a statement journal (to undo the rows
-///   of a statement that fails halfway), which otherwise is a file created and deleted per
-///   statement.
+/// - Temporary files in memory: an upsert may keep a statement journal (to undo a statement
+///   that fails halfway), which otherwise is a file created and deleted per statement.
 /// - A checkpoint every 16,000 WAL pages (64 MiB with 4 KiB pages) instead of 1,000: pages that
 ///   every transaction touches (index interiors and the leaves being filled) are copied into
 ///   the database once per checkpoint instead of once per transaction. On power loss (not on a
@@ -329,6 +330,167 @@ fn finding_from_row(r: FindingRow) -> Result<Finding, StoreError> {
     })
 }
 
+/// The findings of a batch as the upsert binds them.
+struct Rows<'a> {
+    findings: &'a [Finding],
+    /// Each finding's resource tags, as JSON.
+    tags: &'a [Cow<'a, str>],
+    /// Each finding's stored document.
+    documents: &'a [&'a [u8]],
+    /// When the batch is written: `first_seen` of new findings, `last_seen` of all.
+    now: i64,
+}
+
+/// The columns the upsert writes: [`FINDING_COLUMNS`] and those only the store sets.
+fn upsert_columns() -> String {
+    format!("{FINDING_COLUMNS}, criticality, failing, first_seen, last_seen")
+}
+
+/// How many columns [`upsert_columns`] names.
+const UPSERT_COLUMNS: usize = 24;
+
+/// What an upsert does when the finding is stored: take the new version unless it is older.
+const ON_CONFLICT: &str = " ON CONFLICT (uid) DO UPDATE SET source = excluded.source, \
+     product_arn = excluded.product_arn, account_id = excluded.account_id, region = excluded.region, \
+     resource_type = excluded.resource_type, resource_id = excluded.resource_id, \
+     resource_tags = excluded.resource_tags, criticality = excluded.criticality, control_id = excluded.control_id, \
+     finding_type = excluded.finding_type, title = excluded.title, severity = excluded.severity, \
+     workflow_status = excluded.workflow_status, compliance_status = excluded.compliance_status, \
+     active = excluded.active, failing = excluded.failing, created_at = excluded.created_at, \
+     updated_at = excluded.updated_at, last_seen = excluded.last_seen, check_key = excluded.check_key, \
+     document = excluded.document WHERE findings.updated_at <= excluded.updated_at";
+
+/// A value of a findings column, typed as PostgreSQL wants it (SQLite stores booleans as integers).
+#[derive(Clone, Copy)]
+enum Column<'a> {
+    Text(Option<&'a str>),
+    Integer(i64),
+    Real(Option<f64>),
+    Bool(bool),
+    Blob(&'a [u8]),
+}
+
+impl<'a> From<Column<'a>> for Value<'a> {
+    fn from(c: Column<'a>) -> Self {
+        match c {
+            Column::Text(s) => s.into(),
+            Column::Integer(n) => n.into(),
+            Column::Real(x) => x.into(),
+            Column::Bool(b) => b.into(),
+            Column::Blob(b) => b.into(),
+        }
+    }
+}
+
+impl Rows<'_> {
+    /// Finding `i`'s values, in the order of [`upsert_columns`].
+    fn values(&self, i: usize) -> [Column<'_>; UPSERT_COLUMNS] {
+        use Column::{Blob, Bool, Integer, Real, Text};
+        let f = &self.findings[i];
+        [
+            Text(Some(&f.uid)),
+            Text(Some(f.source.as_str())),
+            Text(Some(&f.product_arn)),
+            Text(Some(&f.id)),
+            Text(Some(&f.account_id)),
+            Text(Some(&f.region)),
+            Text(Some(&f.resource_type)),
+            Text(Some(&f.resource_id)),
+            Text(Some(&self.tags[i])),
+            Text(f.control_id.as_deref()),
+            Text(f.finding_type.as_deref()),
+            Text(Some(&f.title)),
+            Text(Some(f.severity.as_str())),
+            Text(Some(f.workflow_status.as_str())),
+            Text(f.compliance_status.map(Compliance::as_str)),
+            Bool(f.active),
+            Integer(f.created_at),
+            Integer(f.updated_at),
+            Text(Some(&f.check_key)),
+            Blob(self.documents[i]),
+            Real(criticality_tag(&f.resource_tags)),
+            Bool(f.is_failing()),
+            Integer(self.now),
+            Integer(self.now),
+        ]
+    }
+}
+
+/// The findings upsert, written the way each database takes rows fastest.
+trait UpsertFindings {
+    /// Upserts `rows` in the connection's open transaction; returns how many were written.
+    async fn upsert_findings(&mut self, rows: &Rows<'_>) -> Result<u64, StoreError>;
+}
+
+impl UpsertFindings for sqlx::SqliteConnection {
+    /// One prepared single-row statement, stepped per finding with its values bound in place
+    /// (see [`sqlite_rows`](super::sqlite_rows)). The work is SQLite's own, on this task's
+    /// thread: on a multi-threaded runtime the thread is handed over to it, so that the other
+    /// tasks move to the runtime's other threads meanwhile.
+    async fn upsert_findings(&mut self, rows: &Rows<'_>) -> Result<u64, StoreError> {
+        let sql = {
+            let marks = (1..=UPSERT_COLUMNS).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+            format!("INSERT INTO findings ({}) VALUES ({marks}){ON_CONFLICT}", upsert_columns())
+        };
+        let mut handle = self.lock_handle().await?;
+        let mut write = move || -> Result<u64, SqliteError> {
+            let mut statement = Statement::prepare(&mut handle, &sql)?;
+            let mut written = 0;
+            for i in 0..rows.findings.len() {
+                let values = rows.values(i).map(Value::from);
+                written += statement.run(&values).map_err(|e| SqliteError {
+                    message: format!("finding {}: {}", rows.findings[i].uid, e.message),
+                    ..e
+                })?;
+            }
+            Ok(written)
+        };
+        let written = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+            _ => write(),
+        };
+        Ok(written?)
+    }
+}
+
+impl UpsertFindings for sqlx::PgConnection {
+    /// Multi-row statements of [`ROWS_PER_STATEMENT`] rows, each one's arguments built while
+    /// the server runs the one before.
+    async fn upsert_findings(&mut self, rows: &Rows<'_>) -> Result<u64, StoreError> {
+        let build = |chunk_no: usize| {
+            let start = chunk_no * ROWS_PER_STATEMENT;
+            if start >= rows.findings.len() {
+                return None;
+            }
+            let end = (start + ROWS_PER_STATEMENT).min(rows.findings.len());
+            let mut q = sqlx::QueryBuilder::new(format!("INSERT INTO findings ({}) ", upsert_columns()));
+            q.push_values(start..end, |mut b, i| {
+                for value in rows.values(i) {
+                    match value {
+                        Column::Text(s) => b.push_bind(s),
+                        Column::Integer(n) => b.push_bind(n),
+                        Column::Real(x) => b.push_bind(x),
+                        Column::Bool(v) => b.push_bind(v),
+                        Column::Blob(d) => b.push_bind(d),
+                    };
+                }
+            });
+            q.push(ON_CONFLICT);
+            Some(q)
+        };
+        let mut written = 0;
+        let mut next = build(0);
+        let mut chunk_no = 0;
+        while let Some(mut q) = next.take() {
+            let (result, built) = tokio::join!(q.build().execute(&mut *self), async { build(chunk_no + 1) });
+            written += result?.rows_affected();
+            next = built;
+            chunk_no += 1;
+        }
+        Ok(written)
+    }
+}
+
 impl Store {
     /// Writes a batch in one transaction: upserts its findings (a stored finding is replaced only
     /// by a version at least as new), advances its watermarks, records its rejected documents.
@@ -355,6 +517,7 @@ impl Store {
             }
         };
         let documents: Vec<&[u8]> = batch.documents.iter().chain(&rest).map(Vec::as_slice).collect();
+        let rows = Rows { findings: &batch.findings, tags: &tags, documents: &documents, now };
         let sqlite = self.backend() == Backend::Sqlite;
         with_pool!(self, p => {
             let mut conn = p.acquire().await?;
@@ -364,61 +527,7 @@ impl Store {
                 }
             }
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            // Each statement's arguments are built while the database runs the one before: the
-            // build is this task's CPU, the run is the connection's own thread.
-            let build = |chunk_no: usize| {
-                let chunk = batch.findings.chunks(ROWS_PER_STATEMENT).nth(chunk_no)?;
-                let mut q = sqlx::QueryBuilder::new(format!(
-                    "INSERT INTO findings ({FINDING_COLUMNS}, criticality, failing, first_seen, last_seen) "
-                ));
-                q.push_values(chunk.iter().enumerate(), |mut b, (i, f)| {
-                    let at = chunk_no * ROWS_PER_STATEMENT + i;
-                    b.push_bind(f.uid.as_str())
-                        .push_bind(f.source.as_str())
-                        .push_bind(f.product_arn.as_str())
-                        .push_bind(f.id.as_str())
-                        .push_bind(f.account_id.as_str())
-                        .push_bind(f.region.as_str())
-                        .push_bind(f.resource_type.as_str())
-                        .push_bind(f.resource_id.as_str())
-                        .push_bind(tags[at].as_ref())
-                        .push_bind(f.control_id.as_deref())
-                        .push_bind(f.finding_type.as_deref())
-                        .push_bind(f.title.as_str())
-                        .push_bind(f.severity.as_str())
-                        .push_bind(f.workflow_status.as_str())
-                        .push_bind(f.compliance_status.map(Compliance::as_str))
-                        .push_bind(f.active)
-                        .push_bind(f.created_at)
-                        .push_bind(f.updated_at)
-                        .push_bind(f.check_key.as_str())
-                        .push_bind(documents[at])
-                        .push_bind(criticality_tag(&f.resource_tags))
-                        .push_bind(f.is_failing())
-                        .push_bind(now)
-                        .push_bind(now);
-                });
-                q.push(
-                    " ON CONFLICT (uid) DO UPDATE SET source = excluded.source, product_arn = excluded.product_arn, \
-                     account_id = excluded.account_id, region = excluded.region, resource_type = excluded.resource_type, \
-                     resource_id = excluded.resource_id, resource_tags = excluded.resource_tags, \
-                     criticality = excluded.criticality, control_id = excluded.control_id, \
-                     finding_type = excluded.finding_type, title = excluded.title, severity = excluded.severity, \
-                     workflow_status = excluded.workflow_status, compliance_status = excluded.compliance_status, \
-                     active = excluded.active, failing = excluded.failing, created_at = excluded.created_at, \
-                     updated_at = excluded.updated_at, last_seen = excluded.last_seen, check_key = excluded.check_key, \
-                     document = excluded.document WHERE findings.updated_at <= excluded.updated_at",
-                );
-                Some(q)
-            };
-            let mut next = build(0);
-            let mut chunk_no = 0;
-            while let Some(mut q) = next.take() {
-                let (result, built) = tokio::join!(q.build().execute(&mut *tx), async { build(chunk_no + 1) });
-                outcome.written += result?.rows_affected();
-                next = built;
-                chunk_no += 1;
-            }
+            outcome.written = UpsertFindings::upsert_findings(&mut *tx, &rows).await?;
             for (account, region, source, mark) in &batch.watermarks {
                 sqlx::query(
                     "INSERT INTO watermarks (account_id, region, source, watermark, updated_at) VALUES ($1, $2, $3, $4, $5) \
@@ -454,7 +563,7 @@ impl Store {
                 outcome.rejected += 1;
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(())
+            Ok::<_, StoreError>(())
         })?;
         self.wrote(outcome.written);
         Ok(outcome)

@@ -26,6 +26,7 @@ mod audit;
 mod bindings;
 mod findings;
 mod jobs;
+mod sqlite_rows;
 
 pub use accounts::AccountRecord;
 pub use jobs::{Advance, AuditOf, Enqueued, JobFilter, LeaseRequest};
@@ -107,6 +108,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite refused a write made through its own API (the findings writer's).
+    #[error("database error: {0}")]
+    Sqlite(#[from] sqlite_rows::SqliteError),
     /// A stored value cannot be read back.
     #[error("a stored value cannot be read: {0}")]
     Corrupt(String),
