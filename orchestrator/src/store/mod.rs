@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "jobs", include_str!("../../migrations/0004_jobs.sql")),
     (5, "audit", include_str!("../../migrations/0005_audit.sql")),
     (6, "finding_documents", include_str!("../../migrations/0006_finding_documents.sql")),
+    (7, "drop_findings_check", include_str!("../../migrations/0007_drop_findings_check.sql")),
 ];
 
 /// Which database a store is on.
