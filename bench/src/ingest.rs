@@ -18,7 +18,7 @@
 //! is split (`normalize::page`), each document normalized (`normalize::securityhub`), the page's
 //! documents compressed for the store (`Batch::pack`), and its checks (`posture::checks`, from
 //! the rows the store would hold) upserted into a shared `Scoreboard`; a single writer task
-//! gathers pages into transactions of about 2,000 findings (`Store::write_batch`, findings with
+//! gathers pages into transactions of up to 5,000 findings (`Store::write_batch`, findings with
 //! their watermarks) on a SQLite store in the temporary folder, as the sync's writer does. A
 //! bounded channel between them keeps memory flat.
 //!
@@ -39,6 +39,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use orgsec::catalogue::catalogue;
+use orgsec::collect::{Next, WRITE_BATCH, WRITER_QUEUE, next_for_writer};
 use orgsec::finding::{Finding, Source};
 use orgsec::normalize::{self, criticality_tag};
 use orgsec::posture::{self, AccountInfo};
@@ -60,8 +61,6 @@ pub(crate) const QUICK_COUNT: usize = 20_000;
 const REGION: &str = "us-east-1";
 /// Findings per page, as `GetFindings` serves them with `MaxResults` 100.
 const PAGE: usize = 100;
-/// Findings the writer gathers before a transaction: the sync's own figure.
-const WRITE_BATCH: usize = 2_000;
 /// Replicated accounts are numbered from here, far from the generator's own ids.
 const FIRST_ACCOUNT: u64 = 400_000_000_000;
 /// The generator's OUs, in the order it assigns them.
@@ -445,25 +444,28 @@ async fn pipeline(
 ) -> anyhow::Result<Pipeline> {
     let db = dir.join("orgsec.db");
     let store = Store::open(&format!("sqlite://{}", db.display())).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(WRITER_QUEUE);
 
     let threads_before = threads_cpu();
     let started = Instant::now();
-    // The writer, as the sync's: gathers pages into transactions of about WRITE_BATCH findings,
-    // or fewer when nothing else is waiting.
+    // The writer, as the sync's: gathers pages into transactions of up to WRITE_BATCH findings,
+    // writing what it holds when nothing more comes for GATHER_WAIT.
     let writer = {
         let store = store.clone();
         tokio::spawn(async move {
             let (mut written, mut rejected, mut transactions, mut busy) = (0u64, 0u64, 0usize, Duration::ZERO);
             let mut pending = Batch::default();
+            let mut holding_since = None;
             loop {
-                let msg = rx.recv().await;
-                let done = msg.is_none();
-                if let Some(b) = msg {
+                let next = next_for_writer(&mut rx, holding_since).await;
+                let (done, waited) = (matches!(next, Next::Closed), matches!(next, Next::Write));
+                if let Next::Message(b) = next {
                     pending.append(b);
+                    holding_since.get_or_insert_with(tokio::time::Instant::now);
                 }
-                if !pending.is_empty() && (done || pending.findings.len() >= WRITE_BATCH || rx.is_empty()) {
+                if !pending.is_empty() && (done || waited || pending.findings.len() >= WRITE_BATCH) {
                     let batch = std::mem::take(&mut pending);
+                    holding_since = None;
                     let t = Instant::now();
                     let outcome = store.write_batch(&batch, now_ms()).await?;
                     busy += t.elapsed();
