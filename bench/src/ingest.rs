@@ -100,8 +100,9 @@ pub(crate) struct Report {
     pub(crate) peak_rss_kib: Option<u64>,
     /// CPU time of the process during the pipeline (user + system), where the platform says.
     pub(crate) pipeline_cpu: Option<Duration>,
-    /// The same by thread: `normalizers` (all of them), `sqlx-sqlite-worker` (SQLite itself), `tokio-rt-worker`
-    /// (the writer task, which encodes the statements' arguments).
+    /// The same by thread: `normalizers` (all of them); `tokio-rt-worker`, the writer task, which
+    /// runs SQLite's work of the findings upsert itself; `sqlx-sqlite-worker`, the connections'
+    /// threads (commits, watermarks, background checkpoints).
     pub(crate) thread_cpu: BTreeMap<String, Duration>,
     /// Bytes the pipeline caused to be written to storage (the database, its WAL and their
     /// checkpoints), where the platform reports it.
@@ -696,7 +697,7 @@ fn thread_cpu() -> Option<Duration> {
 }
 
 /// CPU time of every live thread of this process, by thread id, with the thread's name.
-fn threads_cpu() -> HashMap<String, (String, Duration)> {
+pub(crate) fn threads_cpu() -> HashMap<String, (String, Duration)> {
     let mut out = HashMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
     for task in tasks.flatten() {
@@ -711,7 +712,7 @@ fn threads_cpu() -> HashMap<String, (String, Duration)> {
 
 /// CPU time threads spent between two [`threads_cpu`] snapshots, summed by the thread's name
 /// without its trailing number (`sqlx-sqlite-worker-0` counts as `sqlx-sqlite-worker`).
-fn cpu_by_name(
+pub(crate) fn cpu_by_name(
     before: &HashMap<String, (String, Duration)>,
     after: &HashMap<String, (String, Duration)>,
 ) -> BTreeMap<String, Duration> {

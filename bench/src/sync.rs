@@ -55,7 +55,7 @@ use orgsec::store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 
-use crate::ingest::{self, TempDir, memory_kib, process_cpu};
+use crate::ingest::{self, TempDir, cpu_by_name, memory_kib, process_cpu, threads_cpu};
 
 /// The delegated admin of every generated organization, which orgsec runs as.
 const ADMIN: &str = "222222222222";
@@ -74,6 +74,9 @@ struct WorkerReport {
     sync_seconds: f64,
     /// The worker's CPU time during the sync, where the platform reports it.
     sync_cpu_seconds: Option<f64>,
+    /// The same by thread (the runtime's workers, SQLite's connection threads), where reported.
+    #[serde(default)]
+    sync_thread_cpu_seconds: BTreeMap<String, f64>,
     scoreboard_seconds: f64,
     checks: usize,
     org_score: f64,
@@ -249,6 +252,11 @@ pub(crate) fn run(
     if let Some(cpu) = worker.sync_cpu_seconds {
         println!("orchestrator CPU    {cpu:.2} s during the sync ({:.2} cores busy)", cpu / secs(achieved));
     }
+    if !worker.sync_thread_cpu_seconds.is_empty() {
+        let by_thread: Vec<String> =
+            worker.sync_thread_cpu_seconds.iter().map(|(name, s)| format!("{name} {s:.2} s")).collect();
+        println!("  CPU by thread     {}", by_thread.join(", "));
+    }
     if let Some(cpu) = emulator_cpu {
         println!("emulator CPU        {:.2} s during the sync", secs(cpu));
     }
@@ -275,7 +283,8 @@ pub(crate) fn run(
             "sync_seconds": secs(achieved), "bound_seconds": secs(bound), "bound_account": bound_account,
             "bound_api": bound_api, "ingest_findings_per_second": rate, "cpu_floor_seconds": secs(floor),
             "ratio_to_larger": ratio, "admin_only_bound_seconds": secs(admin_bound), "speedup_over_admin_only": speedup,
-            "sync_cpu_seconds": worker.sync_cpu_seconds, "emulator_cpu_seconds": emulator_cpu.map(secs),
+            "sync_cpu_seconds": worker.sync_cpu_seconds, "sync_thread_cpu_seconds": worker.sync_thread_cpu_seconds,
+            "emulator_cpu_seconds": emulator_cpu.map(secs),
             "scoreboard_seconds": worker.scoreboard_seconds, "checks": worker.checks,
             "worker_peak_rss_kib": worker.peak_rss_kib, "emulator_peak_rss_kib": emulator_peak,
         })
@@ -427,10 +436,16 @@ async fn work(url: &str) -> anyhow::Result<WorkerReport> {
     let collector = Collector::new(aws, store.clone(), Arc::new(Limits::default()));
     say(SYNC_STARTS)?;
     let cpu = process_cpu();
+    let threads_before = threads_cpu();
     let t = Instant::now();
     let sync = collector.sync(&accounts, &SyncOptions::default(), &|_| {}).await?;
     let sync_seconds = t.elapsed().as_secs_f64();
     let sync_cpu_seconds = process_cpu().zip(cpu).map(|(a, b)| a.saturating_sub(b).as_secs_f64());
+    let sync_thread_cpu_seconds = cpu_by_name(&threads_before, &threads_cpu())
+        .into_iter()
+        .filter(|(_, d)| !d.is_zero())
+        .map(|(name, d)| (name, d.as_secs_f64()))
+        .collect();
     say(SYNC_ENDS)?;
 
     let t = Instant::now();
@@ -443,6 +458,7 @@ async fn work(url: &str) -> anyhow::Result<WorkerReport> {
         accounts: accounts.len(),
         sync_seconds,
         sync_cpu_seconds,
+        sync_thread_cpu_seconds,
         scoreboard_seconds,
         checks: board.len(),
         org_score: board.score(&ScopeRef::org()).score,
