@@ -58,10 +58,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::aws::{self, AccessError, Aws};
+use crate::collect::limits::Limits;
+use crate::collect::paced;
 use crate::store::{AccountRecord, Store, StoreError};
 
-/// Accounts enrolled at the same time: enough to hide latency, few enough to stay well inside
-/// the per-account API rates of the admin account, which every enrollment calls.
+/// Accounts enrolled at the same time: enough to hide latency. The admin account's API rates,
+/// which every enrollment spends, are kept by pacing each call (`collect::paced`), not by this.
 pub const CONCURRENCY: usize = 8;
 /// How often `orgsec serve` looks for new accounts, by default.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(600);
@@ -329,7 +331,11 @@ async fn enroll(
 ) -> Result<EnrollReport, EnrollError> {
     let admin = aws.caller_account().await?;
     let regions = aws.regions();
-    let org = discover(aws, &admin).await?;
+    // Every call paced by the published rates: the admin's calls (ListTagsForResource,
+    // GetMembers, CreateMembers, ...) share the admin's buckets, whatever the number of accounts
+    // enrolled at once; a member's calls spend its own.
+    let limits = Arc::new(Limits::default());
+    let org = discover(aws, &limits, &admin).await?;
     if org.is_none() && matches!(target, Target::All) {
         return Err(EnrollError::NoOrganization { admin });
     }
@@ -371,8 +377,9 @@ async fn enroll(
         reported.extend(records.into_values().filter(|r| r.state == AccountState::Management));
     }
 
-    let detectors = admin_detectors(aws, &regions).await;
+    let detectors = admin_detectors(aws, &limits, &admin, &regions).await;
     let ctx = Arc::new(Ctx {
+        limits,
         aws: aws.clone(),
         store: store.clone(),
         admin: admin.clone(),
@@ -455,7 +462,7 @@ struct OrgAccount {
 }
 
 /// Reads the organization; `None` when the admin account is not in one.
-async fn discover(aws: &Aws, admin: &str) -> Result<Option<Org>, EnrollError> {
+async fn discover(aws: &Aws, limits: &Arc<Limits>, admin: &str) -> Result<Option<Org>, EnrollError> {
     let region = aws.regions().into_iter().next().unwrap_or_else(|| aws::DEFAULT_REGION.to_string());
     let org = aws.admin(&region).organizations;
     let described = match org.describe_organization().send().await {
@@ -464,7 +471,9 @@ async fn discover(aws: &Aws, admin: &str) -> Result<Option<Org>, EnrollError> {
         Err(e) => return Err(org_error("describing the organization", &e, admin)),
     };
     let management = described.organization().and_then(|o| o.master_account_id()).unwrap_or_default().to_string();
-    let roots = org.list_roots().send().await.map_err(|e| org_error("listing the roots", &e, admin))?;
+    let roots = paced(limits, admin, &region, "organizations:ListRoots", || org.list_roots().send())
+        .await
+        .map_err(|e| org_error("listing the roots", &e, admin))?;
     let mut queue: VecDeque<(String, String)> =
         roots.roots().iter().filter_map(|r| r.id()).map(|id| (id.to_string(), ROOT.to_string())).collect();
     let mut accounts = Vec::new();
@@ -472,11 +481,8 @@ async fn discover(aws: &Aws, admin: &str) -> Result<Option<Org>, EnrollError> {
     while let Some((parent, path)) = queue.pop_front() {
         let mut token = None;
         loop {
-            let page = org
-                .list_accounts_for_parent()
-                .parent_id(&parent)
-                .set_next_token(token)
-                .send()
+            let list = || org.list_accounts_for_parent().parent_id(&parent).set_next_token(token.clone()).send();
+            let page = paced(limits, admin, &region, "organizations:ListAccountsForParent", list)
                 .await
                 .map_err(|e| org_error(&format!("listing the accounts of {path}"), &e, admin))?;
             for a in page.accounts() {
@@ -497,11 +503,9 @@ async fn discover(aws: &Aws, admin: &str) -> Result<Option<Org>, EnrollError> {
         }
         let mut token = None;
         loop {
-            let page = org
-                .list_organizational_units_for_parent()
-                .parent_id(&parent)
-                .set_next_token(token)
-                .send()
+            let list =
+                || org.list_organizational_units_for_parent().parent_id(&parent).set_next_token(token.clone()).send();
+            let page = paced(limits, admin, &region, "organizations:ListOrganizationalUnitsForParent", list)
                 .await
                 .map_err(|e| org_error(&format!("listing the OUs of {path}"), &e, admin))?;
             for ou in page.organizational_units() {
@@ -524,7 +528,7 @@ async fn discover(aws: &Aws, admin: &str) -> Result<Option<Org>, EnrollError> {
         }
     }
     accounts.retain(|a| !a.id.is_empty());
-    read_tags(&org, &mut accounts).await;
+    read_tags(&org, limits, admin, &region, &mut accounts).await;
     accounts.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Some(Org { management, accounts }))
 }
@@ -532,17 +536,25 @@ async fn discover(aws: &Aws, admin: &str) -> Result<Option<Org>, EnrollError> {
 /// Fills in each account's tags, [`CONCURRENCY`] accounts at a time. An account whose tags
 /// cannot be read keeps the ones stored (with a warning): tags feed scoring, and stale tags
 /// are better than none, or than no enrollment at all.
-async fn read_tags(org: &aws_sdk_organizations::Client, accounts: &mut [OrgAccount]) {
+async fn read_tags(
+    org: &aws_sdk_organizations::Client,
+    limits: &Arc<Limits>,
+    admin: &str,
+    region: &str,
+    accounts: &mut [OrgAccount],
+) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = JoinSet::new();
     for (i, a) in accounts.iter().enumerate() {
         let (org, permits, id) = (org.clone(), permits.clone(), a.id.clone());
+        let (limits, admin, region) = (limits.clone(), admin.to_string(), region.to_string());
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let mut tags = BTreeMap::new();
             let mut token = None;
             loop {
-                match org.list_tags_for_resource().resource_id(&id).set_next_token(token).send().await {
+                let list = || org.list_tags_for_resource().resource_id(&id).set_next_token(token.clone()).send();
+                match paced(&limits, &admin, &region, "organizations:ListTagsForResource", list).await {
                     Ok(page) => {
                         tags.extend(page.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())));
                         token = page.next_token().map(str::to_string);
@@ -659,11 +671,16 @@ fn classify(r: &AccountRecord, admin: &str, management: bool, status: &str) -> (
 }
 
 /// The admin's GuardDuty detector per region, or why there is none.
-async fn admin_detectors(aws: &Aws, regions: &[String]) -> BTreeMap<String, Result<String, String>> {
+async fn admin_detectors(
+    aws: &Aws,
+    limits: &Limits,
+    admin: &str,
+    regions: &[String],
+) -> BTreeMap<String, Result<String, String>> {
     let mut out = BTreeMap::new();
     for region in regions {
         let gd = aws.admin(region).guardduty;
-        let found = match gd.list_detectors().send().await {
+        let found = match paced(limits, admin, region, "guardduty:ListDetectors", || gd.list_detectors().send()).await {
             Ok(o) => o.detector_ids().first().cloned().ok_or_else(|| {
                 format!(
                     "GuardDuty is not enabled in the admin account ({region}): create its detector first \
@@ -684,6 +701,8 @@ async fn admin_detectors(aws: &Aws, regions: &[String]) -> BTreeMap<String, Resu
 
 /// What every account's enrollment shares.
 struct Ctx {
+    /// The rate limits every call waits for (see [`paced`]).
+    limits: Arc<Limits>,
     aws: Aws,
     store: Store,
     admin: String,
@@ -773,7 +792,8 @@ impl Ctx {
         };
         if !matches!(status.as_deref(), Some(s) if hub_member(s) || s == "Created" || s == "Invited") {
             let details = AccountDetails::builder().account_id(id).set_email(nonempty(&r.email)).build();
-            match sh.create_members().account_details(details).send().await {
+            let create = || sh.create_members().account_details(details.clone()).send();
+            match paced(&self.limits, &self.admin, region, "securityhub:CreateMembers", create).await {
                 Ok(out) => {
                     if let Some(u) = out.unprocessed_accounts().iter().find(|u| u.account_id() == Some(id.as_str())) {
                         let why = u.processing_result().unwrap_or("no reason given");
@@ -795,7 +815,8 @@ impl Ctx {
         match status.as_deref() {
             Some(s) if hub_member(s) => Step::Member(s.to_string()),
             Some("Created") => {
-                if let Err(e) = sh.invite_members().account_ids(id).send().await {
+                let invite = || sh.invite_members().account_ids(id).send();
+                if let Err(e) = paced(&self.limits, &self.admin, region, "securityhub:InviteMembers", invite).await {
                     return Step::Failed(
                         "Created".into(),
                         self.admin_call_failed("securityhub:InviteMembers", region, &e),
@@ -818,7 +839,8 @@ impl Ctx {
         id: &str,
         region: &str,
     ) -> Result<Option<String>, String> {
-        let out = sh.get_members().account_ids(id).send().await.map_err(|e| {
+        let get = || sh.get_members().account_ids(id).send();
+        let out = paced(&self.limits, &self.admin, region, "securityhub:GetMembers", get).await.map_err(|e| {
             if aws::error_code(&e) == Some("InvalidAccessException") {
                 format!(
                     "Security Hub is not enabled in the admin account {} ({region}): enable it there first \
@@ -846,7 +868,8 @@ impl Ctx {
         };
         let mut token = None;
         let invitation = loop {
-            let page = match member.securityhub.list_invitations().set_next_token(token).send().await {
+            let list = || member.securityhub.list_invitations().set_next_token(token.clone()).send();
+            let page = match paced(&self.limits, id, region, "securityhub:ListInvitations", list).await {
                 Ok(p) => p,
                 Err(e) if aws::error_code(&e) == Some("InvalidAccessException") => {
                     return invited(format!(
@@ -871,14 +894,15 @@ impl Ctx {
         let Some(invitation) = invitation else {
             return invited(format!("no invitation from {} is waiting in {id}", self.admin));
         };
-        if let Err(e) = member
-            .securityhub
-            .accept_administrator_invitation()
-            .administrator_id(&self.admin)
-            .invitation_id(invitation)
-            .send()
-            .await
-        {
+        let accept = || {
+            member
+                .securityhub
+                .accept_administrator_invitation()
+                .administrator_id(&self.admin)
+                .invitation_id(&invitation)
+                .send()
+        };
+        if let Err(e) = paced(&self.limits, id, region, "securityhub:AcceptAdministratorInvitation", accept).await {
             return invited(self.member_call_failed(id, "securityhub:AcceptAdministratorInvitation", region, &e));
         }
         match self.hub_status(admin_sh, id, region).await {
@@ -905,7 +929,8 @@ impl Ctx {
             |s: &str| matches!(s, "Enabled" | "Created" | "Invited" | "EmailVerificationInProgress" | "Disabled");
         if !status.as_deref().is_some_and(keep) {
             let details = AccountDetail::builder().account_id(id).set_email(nonempty(&r.email)).build();
-            match gd.create_members().detector_id(&detector).account_details(details).send().await {
+            let create = || gd.create_members().detector_id(&detector).account_details(details.clone()).send();
+            match paced(&self.limits, &self.admin, region, "guardduty:CreateMembers", create).await {
                 Ok(out) => {
                     if let Some(u) = out.unprocessed_accounts().iter().find(|u| u.account_id() == Some(id.as_str())) {
                         let why = u.result().unwrap_or("no reason given");
@@ -927,7 +952,8 @@ impl Ctx {
         match status.as_deref() {
             Some("Enabled") => Step::Member("Enabled".into()),
             Some("Created") => {
-                if let Err(e) = gd.invite_members().detector_id(&detector).account_ids(id).send().await {
+                let invite = || gd.invite_members().detector_id(&detector).account_ids(id).send();
+                if let Err(e) = paced(&self.limits, &self.admin, region, "guardduty:InviteMembers", invite).await {
                     return Step::Failed(
                         "Created".into(),
                         self.admin_call_failed("guardduty:InviteMembers", region, &e),
@@ -959,11 +985,8 @@ impl Ctx {
         id: &str,
         region: &str,
     ) -> Result<Option<String>, String> {
-        let out = gd
-            .get_members()
-            .detector_id(detector)
-            .account_ids(id)
-            .send()
+        let get = || gd.get_members().detector_id(detector).account_ids(id).send();
+        let out = paced(&self.limits, &self.admin, region, "guardduty:GetMembers", get)
             .await
             .map_err(|e| self.admin_call_failed("guardduty:GetMembers", region, &e))?;
         Ok(out
@@ -987,7 +1010,11 @@ impl Ctx {
             Ok(c) => c,
             Err(e) => return invited(e.to_string()),
         };
-        let own = match member.guardduty.list_detectors().send().await {
+        let own = match paced(&self.limits, id, region, "guardduty:ListDetectors", || {
+            member.guardduty.list_detectors().send()
+        })
+        .await
+        {
             Ok(o) => o.detector_ids().first().cloned(),
             Err(e) => return invited(self.member_call_failed(id, "guardduty:ListDetectors", region, &e)),
         };
@@ -1000,7 +1027,8 @@ impl Ctx {
         };
         let mut token = None;
         let invitation = loop {
-            let page = match member.guardduty.list_invitations().set_next_token(token).send().await {
+            let list = || member.guardduty.list_invitations().set_next_token(token.clone()).send();
+            let page = match paced(&self.limits, id, region, "guardduty:ListInvitations", list).await {
                 Ok(p) => p,
                 Err(e) => return invited(self.member_call_failed(id, "guardduty:ListInvitations", region, &e)),
             };
@@ -1018,15 +1046,16 @@ impl Ctx {
         let Some(invitation) = invitation else {
             return invited(format!("no invitation from {} is waiting in {id}", self.admin));
         };
-        if let Err(e) = member
-            .guardduty
-            .accept_administrator_invitation()
-            .detector_id(own)
-            .administrator_id(&self.admin)
-            .invitation_id(invitation)
-            .send()
-            .await
-        {
+        let accept = || {
+            member
+                .guardduty
+                .accept_administrator_invitation()
+                .detector_id(&own)
+                .administrator_id(&self.admin)
+                .invitation_id(&invitation)
+                .send()
+        };
+        if let Err(e) = paced(&self.limits, id, region, "guardduty:AcceptAdministratorInvitation", accept).await {
             return invited(self.member_call_failed(id, "guardduty:AcceptAdministratorInvitation", region, &e));
         }
         match self.detector_status(admin_gd, detector, id, region).await {

@@ -188,6 +188,44 @@ fn iso(ms: i64) -> String {
 }
 
 /// A little jitter for backoff, without a random-number crate: the clock's nanoseconds.
+/// Sends one call of `api` in `account`/`region` under `limits`: waits for a token of that
+/// bucket, and while AWS throttles the call, slows the bucket and tries again after a backoff
+/// with jitter, up to [`MAX_ATTEMPTS`] times (on top of the SDK's own retries). Other errors, and
+/// the last throttling, are returned as they came. For calls outside collection (enrollment),
+/// which have no page to capture.
+pub(crate) async fn paced<T, E, R, F, Fut>(
+    limits: &Limits,
+    account: &str,
+    region: &str,
+    api: &'static str,
+    mut send: F,
+) -> Result<T, SdkError<E, R>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let mut backoff = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        limits.acquire(account, region, api).await;
+        match send().await {
+            Ok(v) => {
+                limits.succeeded(account, region, api);
+                return Ok(v);
+            }
+            Err(e) if error_code(&e).is_some_and(is_throttling_code) && attempt < MAX_ATTEMPTS => {
+                limits.throttled(account, region, api);
+                tokio::time::sleep(backoff + jitter(backoff)).await;
+                backoff = (backoff * 2).min(Duration::from_secs(20));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn jitter(max: Duration) -> Duration {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     max.mul_f64(f64::from(nanos % 1000) / 1000.0)

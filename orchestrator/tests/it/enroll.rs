@@ -541,3 +541,30 @@ async fn account_records_round_trip_and_keep_their_first_sighting() {
         assert_eq!(s.store.account(DEV).await.unwrap(), None);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_organization_enrolls_under_the_published_rate_limits() {
+    // Every enrollment calls the admin's GetMembers and CreateMembers, in one bucket per API:
+    // unpaced, 60 accounts at once ran past its burst and the SDK's retries gave up (20 failed).
+    let em = Emulator::builder()
+        .scenario("generate:accounts=60,resources=4,seed=3")
+        .rate_limits(true)
+        .start()
+        .await
+        .expect("emulator starts");
+    let aws = admin_aws(&em, Some(EXTERNAL_ID), &[]);
+    let s = support::sqlite().await;
+    let report = run(&aws, &s.store, Selection::All).await.expect("enroll --all");
+    let not_enrolled: Vec<_> = report
+        .accounts
+        .iter()
+        .filter(|a| !matches!(a.state, AccountState::Enrolled | AccountState::Admin | AccountState::Management))
+        .map(|a| format!("{} {}: {}", a.account_id, a.state, a.reason.as_deref().unwrap_or("-")))
+        .collect();
+    assert!(not_enrolled.is_empty(), "{not_enrolled:#?}");
+    let enrolled = report.accounts.iter().filter(|a| a.state == AccountState::Enrolled).count();
+    assert_eq!(enrolled, 60, "{}", report.summary());
+    let (hub, detector) = admin_members(&em);
+    assert_eq!(hub.values().filter(|s| *s == "Enabled").count(), 60, "{hub:?}");
+    assert_eq!(detector.values().filter(|s| *s == "Enabled").count(), 60, "{detector:?}");
+}
