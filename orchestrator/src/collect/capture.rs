@@ -35,6 +35,9 @@ pub fn is_throttling_code(code: &str) -> bool {
     crate::metrics::THROTTLING_ERRORS.contains(&code)
 }
 
+/// The most a body's announced length reserves ahead (a body may still be longer).
+const MAX_PRESIZE: usize = 16 << 20;
+
 /// One call's capture: attach a clone to the call, read it after.
 #[derive(Debug, Clone, Default)]
 pub struct Capture {
@@ -78,9 +81,13 @@ impl Intercept for Capture {
     ) -> Result<(), BoxError> {
         let response = context.response_mut();
         if self.raw_only && response.status().is_success() {
+            // Room for the whole body at once when its length is announced (a page of findings
+            // is about 200 KB: grown chunk by chunk, it was copied several times over).
+            let announced = response.headers().get("content-length").and_then(|n| n.parse::<usize>().ok());
+            let buf = Vec::with_capacity(announced.unwrap_or(0).min(MAX_PRESIZE));
             let inner = std::mem::replace(response.body_mut(), SdkBody::taken());
             *response.body_mut() =
-                SdkBody::from_body_1_x(KeepBody { inner, buf: Vec::new(), slot: self.body.clone(), done: false });
+                SdkBody::from_body_1_x(KeepBody { inner, buf, slot: self.body.clone(), done: false });
         }
         Ok(())
     }
