@@ -187,7 +187,6 @@ fn iso(ms: i64) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-/// A little jitter for backoff, without a random-number crate: the clock's nanoseconds.
 /// Sends one call of `api` in `account`/`region` under `limits`: waits for a token of that
 /// bucket, and while AWS throttles the call, slows the bucket and tries again after a backoff
 /// with jitter, up to [`MAX_ATTEMPTS`] times (on top of the SDK's own retries). Other errors, and
@@ -206,7 +205,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::default();
     let mut attempt = 1;
     loop {
         limits.acquire(account, region, api).await;
@@ -217,8 +216,7 @@ where
             }
             Err(e) if error_code(&e).is_some_and(is_throttling_code) && attempt < MAX_ATTEMPTS => {
                 limits.throttled(account, region, api);
-                tokio::time::sleep(backoff + jitter(backoff)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(20));
+                backoff.wait().await;
                 attempt += 1;
             }
             Err(e) => return Err(e),
@@ -226,6 +224,24 @@ where
     }
 }
 
+/// The wait between attempts of a throttled call: from 200 ms, doubling up to 20 s, each with
+/// up to as much again of jitter.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(200))
+    }
+}
+
+impl Backoff {
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0 + jitter(self.0)).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(20));
+    }
+}
+
+/// A little jitter for backoff, without a random-number crate: the clock's nanoseconds.
 fn jitter(max: Duration) -> Duration {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     max.mul_f64(f64::from(nanos % 1000) / 1000.0)
@@ -474,7 +490,7 @@ impl Collector {
         Fut: Future<Output = Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::default();
         // The last call's page is delivered by now: free its slot before waiting for a token.
         tally.slot = None;
         for attempt in 1..=MAX_ATTEMPTS {
@@ -495,8 +511,7 @@ impl Collector {
                 }
                 Err(e) if error_code(&e).is_some_and(is_throttling_code) && attempt < MAX_ATTEMPTS => {
                     tally.slot = None;
-                    tokio::time::sleep(backoff + jitter(backoff)).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(20));
+                    backoff.wait().await;
                 }
                 Err(e) => return Err(format!("{api}: {}", describe(&e))),
             }

@@ -73,7 +73,7 @@ const ROWS_PER_STATEMENT: usize = 400;
 /// - A page cache of 64 MiB (the default is 2 MiB) holds a transaction of a few thousand
 ///   findings (their rows and the index pages they touch); a smaller cache spills dirty pages
 ///   to the WAL before the commit and writes them again after. A sync reads every account at
-///   once, so a transaction's uids fall all over the `uid` index (a tenth of a KB per finding):
+///   once, so a transaction's uids fall all over the `uid` index (about 250 bytes per finding):
 ///   64 MiB instead of 32 keeps more of it in memory, which cut SQLite's CPU for that pattern by
 ///   about a fifth (docs/benchmarks.md).
 /// - Temporary files in memory: an upsert may keep a statement journal (to undo a statement
