@@ -13,8 +13,8 @@
 //! - one AssumeRole per member account per credential lifetime: credentials are cached per
 //!   account and refreshed [`REFRESH_BEFORE_EXPIRY`] before they expire, behind a per-account
 //!   guard so that concurrent callers wait for one refresh instead of each calling STS;
-//! - one set of clients per (account, region), built once and cloned (a clone shares the
-//!   client's internals);
+//! - one set of clients per (account, region), each service's built on first use and then
+//!   shared by every clone;
 //! - one HTTP client (one connection pool) under every client: the base configuration's.
 //!
 //! **Architecture Invariant:** only this module builds AWS SDK clients; the rest of the
@@ -22,8 +22,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use aws_config::identity::IdentityCache;
@@ -90,26 +90,121 @@ struct Inner {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
 }
 
-/// One client per service for one account in one region. Cloning is cheap.
-#[derive(Clone, Debug)]
+/// The clients of one account in one region, one per service, each built on first use (a
+/// sync calls four of the eight services; building a client costs about a quarter of a
+/// millisecond, so building all eight for every account delayed a large organization's first
+/// reads). Cloning is cheap: clones share the built clients.
+#[derive(Clone)]
 pub struct Clients {
     /// The account the clients act in (for the admin's own clients, empty until
     /// [`Aws::caller_account`] has run once).
     pub account_id: String,
     pub region: String,
-    pub securityhub: aws_sdk_securityhub::Client,
-    pub guardduty: aws_sdk_guardduty::Client,
-    pub config: aws_sdk_config::Client,
-    pub accessanalyzer: aws_sdk_accessanalyzer::Client,
-    pub organizations: aws_sdk_organizations::Client,
-    pub ec2: aws_sdk_ec2::Client,
-    pub iam: aws_sdk_iam::Client,
-    /// Account-level S3 settings (Block Public Access). Against a custom endpoint it is pinned
-    /// to that endpoint: S3 Control otherwise puts the account id in front of the host name.
-    pub s3control: aws_sdk_s3control::Client,
     /// Who the clients act as: the member role's ARN, or a description of the admin's own
     /// credentials. Errors name it so that the reader knows whose permissions to change.
     pub principal: String,
+    services: Arc<Services>,
+}
+
+impl fmt::Debug for Clients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clients")
+            .field("account_id", &self.account_id)
+            .field("region", &self.region)
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What building a client of one account and region needs, and the clients built so far.
+struct Services {
+    base: SdkConfig,
+    region: String,
+    retry: RetryConfig,
+    /// The member role's credentials and the cache they share; `None` for the admin's own.
+    member: Option<(SharedCredentialsProvider, SharedIdentityCache)>,
+    /// The interceptors of the [`Aws`] when these clients were handed out.
+    interceptors: Vec<SharedInterceptor>,
+    securityhub: OnceLock<aws_sdk_securityhub::Client>,
+    guardduty: OnceLock<aws_sdk_guardduty::Client>,
+    config: OnceLock<aws_sdk_config::Client>,
+    accessanalyzer: OnceLock<aws_sdk_accessanalyzer::Client>,
+    organizations: OnceLock<aws_sdk_organizations::Client>,
+    ec2: OnceLock<aws_sdk_ec2::Client>,
+    iam: OnceLock<aws_sdk_iam::Client>,
+    s3control: OnceLock<aws_sdk_s3control::Client>,
+}
+
+/// Builds the client of one service from [`Services`]; `$customize` adjusts its builder.
+macro_rules! service_client {
+    ($s:expr, $sdk:ident) => {
+        service_client!($s, $sdk, |b| b)
+    };
+    ($s:expr, $sdk:ident, $customize:expr) => {{
+        let s: &Services = $s;
+        let mut b =
+            $sdk::config::Builder::from(&s.base).region(Region::new(s.region.clone())).retry_config(s.retry.clone());
+        if let Some((credentials, cache)) = &s.member {
+            b.set_credentials_provider(Some(credentials.clone()));
+            b.set_identity_cache(cache.clone());
+        }
+        for i in &s.interceptors {
+            b.push_interceptor(i.clone());
+        }
+        $sdk::Client::from_conf($customize(b).build())
+    }};
+}
+
+impl Clients {
+    /// Security Hub.
+    pub fn securityhub(&self) -> aws_sdk_securityhub::Client {
+        self.services.securityhub.get_or_init(|| service_client!(&self.services, aws_sdk_securityhub)).clone()
+    }
+
+    /// GuardDuty.
+    pub fn guardduty(&self) -> aws_sdk_guardduty::Client {
+        self.services.guardduty.get_or_init(|| service_client!(&self.services, aws_sdk_guardduty)).clone()
+    }
+
+    /// AWS Config.
+    pub fn config(&self) -> aws_sdk_config::Client {
+        self.services.config.get_or_init(|| service_client!(&self.services, aws_sdk_config)).clone()
+    }
+
+    /// IAM Access Analyzer.
+    pub fn accessanalyzer(&self) -> aws_sdk_accessanalyzer::Client {
+        self.services.accessanalyzer.get_or_init(|| service_client!(&self.services, aws_sdk_accessanalyzer)).clone()
+    }
+
+    /// Organizations.
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        self.services.organizations.get_or_init(|| service_client!(&self.services, aws_sdk_organizations)).clone()
+    }
+
+    /// EC2.
+    pub fn ec2(&self) -> aws_sdk_ec2::Client {
+        self.services.ec2.get_or_init(|| service_client!(&self.services, aws_sdk_ec2)).clone()
+    }
+
+    /// IAM.
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        self.services.iam.get_or_init(|| service_client!(&self.services, aws_sdk_iam)).clone()
+    }
+
+    /// Account-level S3 settings (Block Public Access). Against a custom endpoint it is pinned
+    /// to that endpoint: S3 Control otherwise puts the account id in front of the host name.
+    pub fn s3control(&self) -> aws_sdk_s3control::Client {
+        let s = &self.services;
+        s.s3control
+            .get_or_init(|| {
+                let endpoint = s.base.endpoint_url().map(str::to_string);
+                service_client!(s, aws_sdk_s3control, |b: aws_sdk_s3control::config::Builder| match endpoint {
+                    Some(url) => b.endpoint_resolver(FixedEndpoint(url)),
+                    None => b,
+                })
+            })
+            .clone()
+    }
 }
 
 /// Why orgsec cannot act in an account. Each message names the principal involved and what to
@@ -374,27 +469,9 @@ impl Aws {
         MemberCredentials { session, sts: self.sts(), external_id: self.inner.external_id.clone() }
     }
 
-    /// Builds the clients of one account and region; `credentials` replaces the base
+    /// The clients of one account and region, none built yet; `credentials` replaces the base
     /// configuration's (the admin's) for members.
     fn build(&self, account: &str, region: &str, credentials: Option<SharedCredentialsProvider>) -> Clients {
-        let interceptors = self.inner.interceptors.lock().clone();
-        macro_rules! client {
-            ($sdk:ident) => {{ client!($sdk, |b| b) }};
-            ($sdk:ident, $customize:expr) => {{
-                let mut b = $sdk::config::Builder::from(&self.inner.base)
-                    .region(Region::new(region.to_string()))
-                    .retry_config(self.inner.retry.clone());
-                if let Some(c) = &credentials {
-                    b.set_credentials_provider(Some(c.clone()));
-                    b.set_identity_cache(self.inner.member_identity_cache.clone());
-                }
-                for i in &interceptors {
-                    b.push_interceptor(i.clone());
-                }
-                $sdk::Client::from_conf($customize(b).build())
-            }};
-        }
-        let endpoint = self.inner.base.endpoint_url().map(str::to_string);
         let principal = match &credentials {
             Some(_) => self.role_arn(account),
             None if account.is_empty() => "the admin account's credentials".to_string(),
@@ -403,18 +480,22 @@ impl Aws {
         Clients {
             account_id: account.to_string(),
             region: region.to_string(),
-            securityhub: client!(aws_sdk_securityhub),
-            guardduty: client!(aws_sdk_guardduty),
-            config: client!(aws_sdk_config),
-            accessanalyzer: client!(aws_sdk_accessanalyzer),
-            organizations: client!(aws_sdk_organizations),
-            ec2: client!(aws_sdk_ec2),
-            iam: client!(aws_sdk_iam),
-            s3control: client!(aws_sdk_s3control, |b: aws_sdk_s3control::config::Builder| match &endpoint {
-                Some(url) => b.endpoint_resolver(FixedEndpoint(url.clone())),
-                None => b,
-            }),
             principal,
+            services: Arc::new(Services {
+                base: self.inner.base.clone(),
+                region: region.to_string(),
+                retry: self.inner.retry.clone(),
+                member: credentials.map(|c| (c, self.inner.member_identity_cache.clone())),
+                interceptors: self.inner.interceptors.lock().clone(),
+                securityhub: OnceLock::new(),
+                guardduty: OnceLock::new(),
+                config: OnceLock::new(),
+                accessanalyzer: OnceLock::new(),
+                organizations: OnceLock::new(),
+                ec2: OnceLock::new(),
+                iam: OnceLock::new(),
+                s3control: OnceLock::new(),
+            }),
         }
     }
 }
@@ -755,6 +836,6 @@ mod tests {
         assert!(conf.http_client().is_some());
         let aws = Aws::new(conf, &settings(&[], Some("orgsec-demo")));
         assert_eq!(aws.caller_account().await.unwrap(), "222222222222");
-        aws.member("333333333333", "us-east-1").await.unwrap().guardduty.list_detectors().send().await.unwrap();
+        aws.member("333333333333", "us-east-1").await.unwrap().guardduty().list_detectors().send().await.unwrap();
     }
 }

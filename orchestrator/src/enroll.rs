@@ -464,7 +464,7 @@ struct OrgAccount {
 /// Reads the organization; `None` when the admin account is not in one.
 async fn discover(aws: &Aws, limits: &Arc<Limits>, admin: &str) -> Result<Option<Org>, EnrollError> {
     let region = aws.regions().into_iter().next().unwrap_or_else(|| aws::DEFAULT_REGION.to_string());
-    let org = aws.admin(&region).organizations;
+    let org = aws.admin(&region).organizations();
     let described = match org.describe_organization().send().await {
         Ok(d) => d,
         Err(e) if aws::error_code(&e) == Some("AWSOrganizationsNotInUseException") => return Ok(None),
@@ -679,7 +679,7 @@ async fn admin_detectors(
 ) -> BTreeMap<String, Result<String, String>> {
     let mut out = BTreeMap::new();
     for region in regions {
-        let gd = aws.admin(region).guardduty;
+        let gd = aws.admin(region).guardduty();
         let found = match paced(limits, admin, region, "guardduty:ListDetectors", || gd.list_detectors().send()).await {
             Ok(o) => o.detector_ids().first().cloned().ok_or_else(|| {
                 format!(
@@ -785,7 +785,7 @@ impl Ctx {
     /// Makes `r` a member of the admin's Security Hub in `region`.
     async fn securityhub(&self, r: &AccountRecord, region: &str) -> Step {
         let id = &r.account_id;
-        let sh = self.aws.admin(region).securityhub;
+        let sh = self.aws.admin(region).securityhub();
         let mut status = match self.hub_status(&sh, id, region).await {
             Ok(s) => s,
             Err(why) => return Step::Failed("-".into(), why),
@@ -868,7 +868,7 @@ impl Ctx {
         };
         let mut token = None;
         let invitation = loop {
-            let list = || member.securityhub.list_invitations().set_next_token(token.clone()).send();
+            let list = || member.securityhub().list_invitations().set_next_token(token.clone()).send();
             let page = match paced(&self.limits, id, region, "securityhub:ListInvitations", list).await {
                 Ok(p) => p,
                 Err(e) if aws::error_code(&e) == Some("InvalidAccessException") => {
@@ -896,7 +896,7 @@ impl Ctx {
         };
         let accept = || {
             member
-                .securityhub
+                .securityhub()
                 .accept_administrator_invitation()
                 .administrator_id(&self.admin)
                 .invitation_id(&invitation)
@@ -920,7 +920,7 @@ impl Ctx {
             Some(Err(why)) => return Step::Failed("-".into(), why.clone()),
             None => return Step::Failed("-".into(), format!("no detector lookup for {region}")),
         };
-        let gd = self.aws.admin(region).guardduty;
+        let gd = self.aws.admin(region).guardduty();
         let mut status = match self.detector_status(&gd, &detector, id, region).await {
             Ok(s) => s,
             Err(why) => return Step::Failed("-".into(), why),
@@ -1011,7 +1011,7 @@ impl Ctx {
             Err(e) => return invited(e.to_string()),
         };
         let own = match paced(&self.limits, id, region, "guardduty:ListDetectors", || {
-            member.guardduty.list_detectors().send()
+            member.guardduty().list_detectors().send()
         })
         .await
         {
@@ -1027,7 +1027,7 @@ impl Ctx {
         };
         let mut token = None;
         let invitation = loop {
-            let list = || member.guardduty.list_invitations().set_next_token(token.clone()).send();
+            let list = || member.guardduty().list_invitations().set_next_token(token.clone()).send();
             let page = match paced(&self.limits, id, region, "guardduty:ListInvitations", list).await {
                 Ok(p) => p,
                 Err(e) => return invited(self.member_call_failed(id, "guardduty:ListInvitations", region, &e)),
@@ -1048,7 +1048,7 @@ impl Ctx {
         };
         let accept = || {
             member
-                .guardduty
+                .guardduty()
                 .accept_administrator_invitation()
                 .detector_id(&own)
                 .administrator_id(&self.admin)

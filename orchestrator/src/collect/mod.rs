@@ -598,7 +598,7 @@ impl Collector {
         loop {
             let (_, capture) = self
                 .call(c, "securityhub:GetFindings", true, tally, |cap| {
-                    c.securityhub
+                    c.securityhub()
                         .get_findings()
                         .filters(filters.clone())
                         .sort_criteria(sort.clone())
@@ -631,7 +631,7 @@ impl Collector {
         use aws_sdk_guardduty::types::{Condition, FindingCriteria, OrderBy, SortCriteria};
         let (detectors, _) = self
             .call(c, "guardduty:ListDetectors", false, tally, |cap| {
-                c.guardduty.list_detectors().customize().interceptor(cap).send()
+                c.guardduty().list_detectors().customize().interceptor(cap).send()
             })
             .await?;
         let since =
@@ -649,7 +649,7 @@ impl Collector {
             loop {
                 let (page, _) = self
                     .call(c, "guardduty:ListFindings", false, tally, |cap| {
-                        c.guardduty
+                        c.guardduty()
                             .list_findings()
                             .detector_id(detector)
                             .finding_criteria(criteria.clone())
@@ -665,7 +665,7 @@ impl Collector {
                 if !ids.is_empty() {
                     let (_, capture) = self
                         .call(c, "guardduty:GetFindings", true, tally, |cap| {
-                            c.guardduty
+                            c.guardduty()
                                 .get_findings()
                                 .detector_id(detector)
                                 .set_finding_ids(Some(ids.clone()))
@@ -698,7 +698,7 @@ impl Collector {
         loop {
             let (page, _) = self
                 .call(c, "config:DescribeConfigRules", false, tally, |cap| {
-                    c.config.describe_config_rules().set_next_token(token.clone()).customize().interceptor(cap).send()
+                    c.config().describe_config_rules().set_next_token(token.clone()).customize().interceptor(cap).send()
                 })
                 .await?;
             rules.extend(page.config_rules().iter().cloned());
@@ -719,7 +719,7 @@ impl Collector {
             loop {
                 let (_, capture) = self
                     .call(c, "config:GetComplianceDetailsByConfigRule", true, tally, |cap| {
-                        c.config
+                        c.config()
                             .get_compliance_details_by_config_rule()
                             .config_rule_name(name)
                             .compliance_types(ComplianceType::NonCompliant)
@@ -753,7 +753,12 @@ impl Collector {
         loop {
             let (page, _) = self
                 .call(c, "access-analyzer:ListAnalyzers", false, tally, |cap| {
-                    c.accessanalyzer.list_analyzers().set_next_token(token.clone()).customize().interceptor(cap).send()
+                    c.accessanalyzer()
+                        .list_analyzers()
+                        .set_next_token(token.clone())
+                        .customize()
+                        .interceptor(cap)
+                        .send()
                 })
                 .await?;
             analyzers.extend(page.analyzers().iter().map(|a| a.arn().to_string()));
@@ -767,7 +772,7 @@ impl Collector {
             loop {
                 let (_, capture) = self
                     .call(c, "access-analyzer:ListFindings", true, tally, |cap| {
-                        c.accessanalyzer
+                        c.accessanalyzer()
                             .list_findings()
                             .analyzer_arn(analyzer)
                             .max_results(100)

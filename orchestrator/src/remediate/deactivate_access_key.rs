@@ -56,7 +56,7 @@ fn key_of(t: &Target) -> Result<Desired, RemediationError> {
 
 /// Whether the key is active now.
 async fn is_active(c: &Clients, d: &Desired) -> Result<bool, RemediationError> {
-    let out = c.iam.list_access_keys().user_name(&d.user_name).send().await.map_err(|e| match super::code(&e) {
+    let out = c.iam().list_access_keys().user_name(&d.user_name).send().await.map_err(|e| match super::code(&e) {
         "NoSuchEntity" => RemediationError::NotFound(format!("IAM user {} in {}", d.user_name, c.account_id)),
         _ => failed(c, "iam:ListAccessKeys", &e),
     })?;
@@ -72,7 +72,7 @@ impl DeactivateAccessKey {
         let d = key_of(t)?;
         let active = is_active(c, &d).await?;
         let last_used = c
-            .iam
+            .iam()
             .get_access_key_last_used()
             .access_key_id(&d.access_key_id)
             .send()
@@ -105,7 +105,7 @@ impl DeactivateAccessKey {
         let d: Desired = super::desired(plan)?;
         let mut changed = Vec::new();
         if is_active(c, &d).await? {
-            c.iam
+            c.iam()
                 .update_access_key()
                 .user_name(&d.user_name)
                 .access_key_id(&d.access_key_id)

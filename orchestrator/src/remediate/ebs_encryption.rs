@@ -27,14 +27,18 @@ struct Current {
 
 async fn read(c: &Clients, want_key: bool) -> Result<Current, RemediationError> {
     let out = c
-        .ec2
+        .ec2()
         .get_ebs_encryption_by_default()
         .send()
         .await
         .map_err(|e| failed(c, "ec2:GetEbsEncryptionByDefault", &e))?;
     let kms_key_id = if want_key {
-        let k =
-            c.ec2.get_ebs_default_kms_key_id().send().await.map_err(|e| failed(c, "ec2:GetEbsDefaultKmsKeyId", &e))?;
+        let k = c
+            .ec2()
+            .get_ebs_default_kms_key_id()
+            .send()
+            .await
+            .map_err(|e| failed(c, "ec2:GetEbsDefaultKmsKeyId", &e))?;
         Some(k.kms_key_id().unwrap_or_default().to_string())
     } else {
         None
@@ -74,7 +78,7 @@ impl EnableEbsDefaultEncryption {
         let now = read(c, !d.kms_key_id.is_empty()).await?;
         let mut changed = Vec::new();
         if !now.enabled {
-            c.ec2
+            c.ec2()
                 .enable_ebs_encryption_by_default()
                 .send()
                 .await
@@ -82,7 +86,7 @@ impl EnableEbsDefaultEncryption {
             changed.push(format!("turned on EBS encryption by default in {} ({})", c.account_id, c.region));
         }
         if now.kms_key_id.as_deref().is_some_and(|k| k != d.kms_key_id) {
-            c.ec2
+            c.ec2()
                 .modify_ebs_default_kms_key_id()
                 .kms_key_id(&d.kms_key_id)
                 .send()

@@ -26,12 +26,17 @@ struct Detector {
 }
 
 async fn read(c: &Clients) -> Result<Option<Detector>, RemediationError> {
-    let list = c.guardduty.list_detectors().send().await.map_err(|e| failed(c, "guardduty:ListDetectors", &e))?;
+    let list = c.guardduty().list_detectors().send().await.map_err(|e| failed(c, "guardduty:ListDetectors", &e))?;
     let Some(id) = list.detector_ids().first() else {
         return Ok(None);
     };
-    let d =
-        c.guardduty.get_detector().detector_id(id).send().await.map_err(|e| failed(c, "guardduty:GetDetector", &e))?;
+    let d = c
+        .guardduty()
+        .get_detector()
+        .detector_id(id)
+        .send()
+        .await
+        .map_err(|e| failed(c, "guardduty:GetDetector", &e))?;
     Ok(Some(Detector {
         id: id.clone(),
         enabled: d.status() == Some(&DetectorStatus::Enabled),
@@ -83,7 +88,7 @@ impl EnableGuardDuty {
             (None, Some(d)) => d.id,
             (_, None) => {
                 let out = c
-                    .guardduty
+                    .guardduty()
                     .create_detector()
                     .enable(true)
                     .finding_publishing_frequency(frequency)
@@ -95,7 +100,7 @@ impl EnableGuardDuty {
                 id
             }
             (Some(_), Some(d)) => {
-                c.guardduty
+                c.guardduty()
                     .update_detector()
                     .detector_id(&d.id)
                     .enable(true)

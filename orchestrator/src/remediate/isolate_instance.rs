@@ -91,7 +91,7 @@ fn filter(name: &str, value: &str) -> Filter {
 }
 
 async fn read(c: &Clients, id: &str, quarantine_name: &str) -> Result<State, RemediationError> {
-    let out = c.ec2.describe_instances().instance_ids(id).send().await.map_err(|e| match code(&e) {
+    let out = c.ec2().describe_instances().instance_ids(id).send().await.map_err(|e| match code(&e) {
         "InvalidInstanceID.NotFound" => RemediationError::NotFound(format!("instance {id} in {}", c.account_id)),
         _ => failed(c, "ec2:DescribeInstances", &e),
     })?;
@@ -106,7 +106,7 @@ async fn read(c: &Clients, id: &str, quarantine_name: &str) -> Result<State, Rem
         return Err(RemediationError::NotFound(format!("instance {id} (terminated) in {}", c.account_id)));
     }
     let vols = c
-        .ec2
+        .ec2()
         .describe_volumes()
         .filters(filter("attachment.instance-id", id))
         .send()
@@ -116,7 +116,7 @@ async fn read(c: &Clients, id: &str, quarantine_name: &str) -> Result<State, Rem
     let mut snapshotted = BTreeMap::new();
     for v in &volumes {
         let snaps = c
-            .ec2
+            .ec2()
             .describe_snapshots()
             .owner_ids("self")
             .filters(filter("volume-id", v))
@@ -132,7 +132,7 @@ async fn read(c: &Clients, id: &str, quarantine_name: &str) -> Result<State, Rem
         }
     }
     let attr = c
-        .ec2
+        .ec2()
         .describe_instance_attribute()
         .instance_id(id)
         .attribute(InstanceAttributeName::DisableApiTermination)
@@ -141,7 +141,7 @@ async fn read(c: &Clients, id: &str, quarantine_name: &str) -> Result<State, Rem
         .map_err(|e| failed(c, "ec2:DescribeInstanceAttribute", &e))?;
     let protected = attr.disable_api_termination().and_then(|v| v.value()).unwrap_or(false);
     let assoc = c
-        .ec2
+        .ec2()
         .describe_iam_instance_profile_associations()
         .filters(filter("instance-id", id))
         .send()
@@ -159,7 +159,7 @@ async fn read(c: &Clients, id: &str, quarantine_name: &str) -> Result<State, Rem
         })
         .collect();
     let vpc = instance.vpc_id().unwrap_or_default().to_string();
-    let mut q = c.ec2.describe_security_groups().filters(filter("group-name", quarantine_name));
+    let mut q = c.ec2().describe_security_groups().filters(filter("group-name", quarantine_name));
     if !vpc.is_empty() {
         q = q.filters(filter("vpc-id", &vpc));
     }
@@ -297,7 +297,7 @@ impl IsolateInstance {
                     .set_tags(Some(d.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
                     .build();
                 let out = c
-                    .ec2
+                    .ec2()
                     .create_snapshot()
                     .volume_id(v)
                     .description(format!("orgsec isolation of {id}: evidence before containment"))
@@ -319,7 +319,7 @@ impl IsolateInstance {
         if s.protected {
             done("enable termination protection", "already done", Value::Null);
         } else {
-            c.ec2
+            c.ec2()
                 .modify_instance_attribute()
                 .instance_id(id)
                 .disable_api_termination(AttributeBooleanValue::builder().value(true).build())
@@ -337,7 +337,7 @@ impl IsolateInstance {
             done("detach instance profile", "already done", Value::Null);
         } else {
             for (assoc, arn) in &s.associations {
-                match c.ec2.disassociate_iam_instance_profile().association_id(assoc).send().await {
+                match c.ec2().disassociate_iam_instance_profile().association_id(assoc).send().await {
                     Ok(_) => changed.push(format!("detached instance profile {arn} from {id}")),
                     Err(e) if code(&e) == "InvalidAssociationID.NotFound" => {}
                     Err(e) => return Err(failed(c, "ec2:DisassociateIamInstanceProfile", &e)),
@@ -364,7 +364,7 @@ impl IsolateInstance {
         if s.groups() == [group_id.clone()] {
             done("move to quarantine group", "already done", json!({"group_id": group_id}));
         } else {
-            c.ec2
+            c.ec2()
                 .modify_instance_attribute()
                 .instance_id(id)
                 .groups(&group_id)
@@ -380,7 +380,7 @@ impl IsolateInstance {
         if missing.is_empty() {
             done("tag instance", "already done", Value::Null);
         } else {
-            c.ec2
+            c.ec2()
                 .create_tags()
                 .resources(id)
                 .set_tags(Some(missing.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
@@ -438,7 +438,7 @@ impl IsolateInstance {
             .tags(Tag::builder().key(TAG_ISOLATED).value("quarantine").build())
             .build();
         let out = c
-            .ec2
+            .ec2()
             .create_security_group()
             .group_name(&d.quarantine_group_name)
             .description("orgsec quarantine: no inbound or outbound traffic")
@@ -454,7 +454,7 @@ impl IsolateInstance {
 
     async fn revoke_egress(&self, c: &Clients, gid: &str) -> Result<(), RemediationError> {
         let rules = c
-            .ec2
+            .ec2()
             .describe_security_group_rules()
             .filters(filter("group-id", gid))
             .send()
@@ -470,7 +470,7 @@ impl IsolateInstance {
         if ids.is_empty() {
             return Ok(());
         }
-        match c.ec2.revoke_security_group_egress().group_id(gid).set_security_group_rule_ids(Some(ids)).send().await {
+        match c.ec2().revoke_security_group_egress().group_id(gid).set_security_group_rule_ids(Some(ids)).send().await {
             Ok(_) => Ok(()),
             Err(e) if code(&e) == "InvalidSecurityGroupRuleId.NotFound" => Ok(()),
             Err(e) => Err(failed(c, "ec2:RevokeSecurityGroupEgress", &e)),

@@ -45,7 +45,7 @@ impl Policy {
 
 /// The current policy; `None` when the account has none (IAM's NoSuchEntity).
 async fn read(c: &Clients) -> Result<Option<Policy>, RemediationError> {
-    match c.iam.get_account_password_policy().send().await {
+    match c.iam().get_account_password_policy().send().await {
         Ok(out) => Ok(out.password_policy().map(|p| Policy {
             minimum_password_length: p.minimum_password_length().unwrap_or(0),
             require_symbols: p.require_symbols(),
@@ -90,7 +90,7 @@ impl SetPasswordPolicy {
         let now = read(c).await?;
         let mut changed = Vec::new();
         if now.as_ref() != Some(&want) {
-            c.iam
+            c.iam()
                 .update_account_password_policy()
                 .minimum_password_length(want.minimum_password_length)
                 .require_symbols(want.require_symbols)

@@ -153,13 +153,13 @@ fn group_id(t: &Target) -> Result<String, RemediationError> {
 
 /// Every rule of the group (ingress and egress), after checking that the group exists.
 async fn rules(c: &Clients, group_id: &str) -> Result<Vec<SecurityGroupRule>, RemediationError> {
-    c.ec2.describe_security_groups().group_ids(group_id).send().await.map_err(|e| match code(&e) {
+    c.ec2().describe_security_groups().group_ids(group_id).send().await.map_err(|e| match code(&e) {
         "InvalidGroup.NotFound" => RemediationError::NotFound(format!("security group {group_id} in {}", c.account_id)),
         _ => failed(c, "ec2:DescribeSecurityGroups", &e),
     })?;
     let mut out = Vec::new();
     let mut pages = c
-        .ec2
+        .ec2()
         .describe_security_group_rules()
         .filters(Filter::builder().name("group-id").values(group_id).build())
         .into_paginator()
@@ -214,7 +214,7 @@ impl RevokePublicIngress {
         }
         let ids: Vec<String> = present.iter().map(|p| p.rule_id.clone()).collect();
         match c
-            .ec2
+            .ec2()
             .revoke_security_group_ingress()
             .group_id(&d.group_id)
             .set_security_group_rule_ids(Some(ids))

@@ -17,7 +17,7 @@ type Settings = Option<[bool; 4]>;
 const NAMES: [&str; 4] = ["BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"];
 
 async fn read(c: &Clients) -> Result<Settings, RemediationError> {
-    match c.s3control.get_public_access_block().account_id(&c.account_id).send().await {
+    match c.s3control().get_public_access_block().account_id(&c.account_id).send().await {
         Ok(out) => Ok(out.public_access_block_configuration().map(|b| {
             [
                 b.block_public_acls().unwrap_or(false),
@@ -74,7 +74,7 @@ impl EnableS3AccountBpa {
                 .block_public_policy(true)
                 .restrict_public_buckets(true)
                 .build();
-            c.s3control
+            c.s3control()
                 .put_public_access_block()
                 .account_id(&c.account_id)
                 .public_access_block_configuration(all)

@@ -415,7 +415,7 @@ async fn an_interrupted_run_is_completed_by_the_next() {
     let store = support::sqlite().await;
     let aws = admin_aws(&em, Some(EXTERNAL_ID), &[]);
     // The first run got as far as the sandbox's Security Hub membership, then stopped.
-    let sh = aws.admin(REGION).securityhub;
+    let sh = aws.admin(REGION).securityhub();
     sh.create_members()
         .account_details(aws_sdk_securityhub::types::AccountDetails::builder().account_id(SANDBOX).build())
         .send()
@@ -444,10 +444,12 @@ async fn member_credentials_are_assumed_once_per_account_whatever_the_callers() 
             let c = aws.member(PROD_WEB, regions[i % 3]).await.expect("member clients");
             assert_eq!((c.account_id.as_str(), c.region.as_str()), (PROD_WEB, regions[i % 3]));
             match i % 4 {
-                0 => c.guardduty.list_detectors().send().await.map(|_| ()).map_err(|e| format!("{e:?}")),
-                1 => c.config.describe_configuration_recorders().send().await.map(|_| ()).map_err(|e| format!("{e:?}")),
-                2 => c.accessanalyzer.list_analyzers().send().await.map(|_| ()).map_err(|e| format!("{e:?}")),
-                _ => c.securityhub.get_enabled_standards().send().await.map(|_| ()).map_err(|e| format!("{e:?}")),
+                0 => c.guardduty().list_detectors().send().await.map(|_| ()).map_err(|e| format!("{e:?}")),
+                1 => {
+                    c.config().describe_configuration_recorders().send().await.map(|_| ()).map_err(|e| format!("{e:?}"))
+                }
+                2 => c.accessanalyzer().list_analyzers().send().await.map(|_| ()).map_err(|e| format!("{e:?}")),
+                _ => c.securityhub().get_enabled_standards().send().await.map(|_| ()).map_err(|e| format!("{e:?}")),
             }
         });
     }
@@ -464,7 +466,7 @@ async fn member_credentials_are_assumed_once_per_account_whatever_the_callers() 
 
     // check_role ignores the cache and primes it.
     aws.check_role(PROD_DATA).await.unwrap();
-    aws.member(PROD_DATA, "eu-west-1").await.unwrap().guardduty.list_detectors().send().await.unwrap();
+    aws.member(PROD_DATA, "eu-west-1").await.unwrap().guardduty().list_detectors().send().await.unwrap();
     assert_eq!(aws.assume_role_calls(PROD_DATA), 1);
     aws.check_role(PROD_DATA).await.unwrap();
     assert_eq!(aws.assume_role_calls(PROD_DATA), 2);
@@ -472,7 +474,7 @@ async fn member_credentials_are_assumed_once_per_account_whatever_the_callers() 
     // The admin's own account needs no role.
     let own = aws.member(ADMIN, REGION).await.unwrap();
     assert_eq!(own.account_id, ADMIN);
-    own.guardduty.list_detectors().send().await.unwrap();
+    own.guardduty().list_detectors().send().await.unwrap();
     assert_eq!(aws.assume_role_calls(ADMIN), 0);
     assert_eq!(aws.caller_account().await.unwrap(), ADMIN);
 }
@@ -502,9 +504,9 @@ async fn interceptors_see_the_calls_of_admin_and_member_clients() {
     let em = emulator("demo").await;
     let count = CountRequests::default();
     let aws = admin_aws(&em, Some(EXTERNAL_ID), &[]).with_interceptor(count.clone());
-    aws.admin(REGION).guardduty.list_detectors().send().await.unwrap();
+    aws.admin(REGION).guardduty().list_detectors().send().await.unwrap();
     assert_eq!(count.0.load(Ordering::SeqCst), 1);
-    aws.member(PROD_WEB, REGION).await.unwrap().guardduty.list_detectors().send().await.unwrap();
+    aws.member(PROD_WEB, REGION).await.unwrap().guardduty().list_detectors().send().await.unwrap();
     // GetCallerIdentity and AssumeRole (STS) and ListDetectors.
     assert_eq!(count.0.load(Ordering::SeqCst), 4);
 }

@@ -358,7 +358,7 @@ async fn s3_control_reaches_the_emulator_through_the_member_role() {
     let em = emulator("demo").await;
     let aws = admin_aws(&em, Some(EXTERNAL_ID), &[]);
     let c = aws.member(PROD_WEB, REGION).await.unwrap();
-    let out = c.s3control.get_public_access_block().account_id(PROD_WEB).send().await.expect("GetPublicAccessBlock");
+    let out = c.s3control().get_public_access_block().account_id(PROD_WEB).send().await.expect("GetPublicAccessBlock");
     assert_eq!(out.public_access_block_configuration().and_then(|b| b.block_public_acls()), Some(true));
     assert_eq!(c.principal, format!("arn:aws:iam::{PROD_WEB}:role/{ROLE}"));
 }
