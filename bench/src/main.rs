@@ -136,6 +136,10 @@ enum Bench {
         /// `ingest` over as many findings as the sync reads) when not given.
         #[arg(long)]
         ingest_rate: Option<f64>,
+        /// Syncs to run, each after measuring its own CPU floor; the verdict is the median
+        /// run's (the machine's noise moves a single run by a third). A quick run makes one.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
         /// A few accounts of a few hundred findings: finishes in seconds even in a debug build;
         /// numbers mean little.
         #[arg(long)]
@@ -175,10 +179,16 @@ fn main() -> anyhow::Result<()> {
         }
         Bench::Ingest { count, quick } => ingest::run(&rt, count, quick),
         Bench::Dictionary { out } => dictionary::run(&rt, &out),
-        Bench::Sync { accounts, findings_per_account, ingest_rate, quick, worker } => match worker {
-            Some(url) => sync::worker(&rt, &url),
-            None => sync::run(&rt, accounts, findings_per_account, ingest_rate, quick),
-        },
+        Bench::Sync { accounts, findings_per_account, ingest_rate, runs, quick, worker } => {
+            let runs = if quick { 1 } else { runs };
+            match worker {
+                Some(url) => {
+                    let (_, _, floor) = sync::plan(accounts, findings_per_account, ingest_rate, quick)?;
+                    sync::worker(&rt, &url, floor, runs)
+                }
+                None => sync::run(&rt, accounts, findings_per_account, ingest_rate, runs, quick),
+            }
+        }
     }
 }
 

@@ -12,10 +12,15 @@
 //! delegated admin 222222222222: `Aws::from_env` builds the clients exactly as `orgsec sync`
 //! does, and the orchestrator's CPU time is measured apart from the emulator's. The child
 //! enrolls every account (`enroll::run`, ExternalId `orgsec-demo`) with the emulator's rate
-//! limits off (enrollment is not what is measured), turns the published limits on with every
-//! token bucket full, and times `Collector::sync` of every enrolled account with the product's
-//! default options, then the scoreboard `orgsec sync` builds after it. It reports what each
-//! (account, source) read.
+//! limits off (enrollment is not what is measured), then, `--runs` times (3 by default):
+//! measures the ingest pipeline's speed for this run's CPU floor, copies the store as
+//! enrollment left it, turns the published limits on with every token bucket full, and times
+//! `Collector::sync` of every enrolled account into the copy with the product's default
+//! options. The runs share one `Aws` (member credentials cached by enrollment, as in the single
+//! run before). After the last, it builds the scoreboard `orgsec sync` builds. It reports what
+//! each (account, source) read. The verdict is the median run's ratio: on a shared machine the
+//! same work costs up to a third more CPU from one minute to the next, and pairing each sync
+//! with a floor measured just before it keeps both under the same conditions.
 //!
 //! **Bounds.** From what each account read, the least number of calls each API needed (pages of
 //! 100 for Security Hub, Config and Access Analyzer; 50 for GuardDuty's list, then one
@@ -24,7 +29,7 @@
 //! in parallel, so its time is the slowest account's slowest API. The same figure for the
 //! admin alone puts every page through its one bucket per API (Security Hub: every finding of the
 //! organization in pages of 100). The CPU floor is the findings read over the ingest pipeline's
-//! findings per second (`orgsec-bench ingest`, run here over as many findings unless
+//! findings per second (`orgsec-bench ingest`, run before each sync over as many findings unless
 //! `--ingest-rate` gives the figure). The CPU both sides used during the sync (orchestrator and
 //! emulator, which share the machine) is reported too: over two cores, it is a third floor.
 //!
@@ -33,6 +38,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,18 +77,55 @@ const FIRST_MEMBER: u64 = 300_000_000_000;
 struct WorkerReport {
     enroll_seconds: f64,
     accounts: usize,
+    /// One per run, in the order they ran.
+    runs: Vec<RunReport>,
+    /// The scoreboard `orgsec sync` builds after it, from the last run's store.
+    scoreboard_seconds: f64,
+    checks: usize,
+    org_score: f64,
+    peak_rss_kib: Option<u64>,
+}
+
+/// One timed sync, from a copy of the store as enrollment left it, and the ingest pipeline's
+/// speed measured just before it (the CPU floor of this run).
+#[derive(Debug, Serialize, Deserialize)]
+struct RunReport {
     sync_seconds: f64,
     /// The worker's CPU time during the sync, where the platform reports it.
     sync_cpu_seconds: Option<f64>,
     /// The same by thread (the runtime's workers, SQLite's connection threads), where reported.
     #[serde(default)]
     sync_thread_cpu_seconds: BTreeMap<String, f64>,
-    scoreboard_seconds: f64,
-    checks: usize,
-    org_score: f64,
+    ingest_findings_per_second: f64,
     stored: BTreeMap<Source, i64>,
-    peak_rss_kib: Option<u64>,
     sync: SyncSummary,
+}
+
+/// Where a run's CPU floor comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Floor {
+    /// Findings per second given on the command line.
+    Given(f64),
+    /// Measured before each sync by `orgsec-bench ingest` over this many findings.
+    Measure { count: usize, quick: bool },
+}
+
+impl Floor {
+    fn describe(&self) -> String {
+        match self {
+            Floor::Given(_) => "given".to_string(),
+            Floor::Measure { count, .. } => format!("ingest of {count} findings just before the sync"),
+        }
+    }
+
+    /// The worker's command-line arguments that carry this floor.
+    fn args(&self) -> Vec<String> {
+        match self {
+            Floor::Given(r) => vec!["--ingest-rate".into(), r.to_string()],
+            Floor::Measure { quick: true, .. } => vec!["--quick".into()],
+            Floor::Measure { .. } => vec![],
+        }
+    }
 }
 
 /// What the bench needs of the sync's own report (`SyncReport`, as it serializes).
@@ -111,34 +154,46 @@ impl SyncSummary {
     }
 }
 
+/// The organization's size and the floor's source for these arguments (the bench and its
+/// worker both call this, so that they agree).
+pub(crate) fn plan(
+    accounts: usize,
+    findings_per_account: usize,
+    ingest_rate: Option<f64>,
+    quick: bool,
+) -> anyhow::Result<(usize, usize, Floor)> {
+    let (accounts, findings_per_account) =
+        if quick { (3, 300) } else { (accounts.max(1), findings_per_account.max(1)) };
+    let floor = match ingest_rate {
+        Some(r) if r > 0.0 => Floor::Given(r),
+        Some(r) => bail!("--ingest-rate {r}: give findings per second, a positive number"),
+        None => {
+            Floor::Measure { count: if quick { ingest::QUICK_COUNT } else { accounts * findings_per_account }, quick }
+        }
+    };
+    Ok((accounts, findings_per_account, floor))
+}
+
+/// One run's figures, as the bench reports them.
+struct Run<'a> {
+    report: &'a RunReport,
+    floor: Duration,
+    ratio: f64,
+    emulator_cpu: Option<Duration>,
+}
+
 pub(crate) fn run(
     rt: &Runtime,
     accounts: usize,
     findings_per_account: usize,
     ingest_rate: Option<f64>,
+    runs: usize,
     quick: bool,
 ) -> anyhow::Result<()> {
-    let (accounts, findings_per_account) =
-        if quick { (3, 300) } else { (accounts.max(1), findings_per_account.max(1)) };
-
+    let (accounts, findings_per_account, floor_source) = plan(accounts, findings_per_account, ingest_rate, quick)?;
+    let runs = runs.max(1);
     let resources = resources_for(findings_per_account)?;
     let scenario = format!("generate:accounts={accounts},resources={resources},seed={SEED}");
-
-    // The CPU floor's rate, measured before the emulator holds its world in memory.
-    let (rate, rate_source) = match ingest_rate {
-        Some(r) if r > 0.0 => (r, "given".to_string()),
-        Some(r) => bail!("--ingest-rate {r}: give findings per second, a positive number"),
-        None => {
-            let (base, count) = if quick {
-                (ingest::QUICK_SCENARIO, ingest::QUICK_COUNT)
-            } else {
-                (ingest::SCENARIO, accounts * findings_per_account)
-            };
-            eprintln!("measuring the ingest pipeline over {count} findings for the CPU floor ...");
-            let r = ingest::measure(rt, base, count)?;
-            (r.findings_per_second(), format!("ingest of {count} findings, measured now"))
-        }
-    };
 
     eprintln!("loading {scenario} ...");
     let load = Instant::now();
@@ -157,50 +212,70 @@ pub(crate) fn run(
     let members_held: Vec<usize> =
         held.iter().filter(|(a, _)| a.parse::<u64>().is_ok_and(|n| n >= FIRST_MEMBER)).map(|(_, n)| *n).collect();
 
-    eprintln!("enrolling and syncing {accounts} accounts ...");
-    let (worker, emulator_cpu) = run_worker(&em.url())?;
+    eprintln!("enrolling {accounts} accounts, then {runs} syncs, each after measuring its CPU floor ...");
+    let mut worker_args = vec![
+        "--accounts".to_string(),
+        accounts.to_string(),
+        "--findings-per-account".to_string(),
+        findings_per_account.to_string(),
+        "--runs".to_string(),
+        runs.to_string(),
+    ];
+    worker_args.extend(floor_source.args());
+    let (worker, emulator_cpu) = run_worker(&em.url(), &worker_args)?;
     let emulator_peak = memory_kib("VmHWM");
     rt.block_on(em.shutdown());
-
-    let report = &worker.sync;
-    if let Some(u) = report.errors().next() {
-        bail!(
-            "{} reads failed, e.g. {} {} {}: {:?}",
-            report.errors().count(),
-            u.account_id,
-            u.region,
-            u.source,
-            u.error
-        );
-    }
-    let rejected: u64 = report.rejected.values().sum();
-    if rejected > 0 {
-        bail!("{rejected} findings were rejected: the emulator's findings should all be valid");
-    }
-    // Every Security Hub finding of every account read (members and the admin) is stored.
-    let expected_sh: usize = report
-        .units
-        .iter()
-        .filter(|u| u.source == Source::SecurityHub)
-        .map(|u| held.get(&u.account_id).copied().unwrap_or(0))
-        .sum();
-    let stored_sh = worker.stored.get(&Source::SecurityHub).copied().unwrap_or(0);
-    if stored_sh != expected_sh as i64 {
-        bail!("the store holds {stored_sh} Security Hub findings, the accounts read hold {expected_sh}");
+    if worker.runs.len() != runs {
+        bail!("the orchestrator's side reported {} syncs of the {runs} asked", worker.runs.len());
     }
 
+    for (i, r) in worker.runs.iter().enumerate() {
+        let report = &r.sync;
+        if let Some(u) = report.errors().next() {
+            bail!(
+                "sync {}: {} reads failed, e.g. {} {} {}: {:?}",
+                i + 1,
+                report.errors().count(),
+                u.account_id,
+                u.region,
+                u.source,
+                u.error
+            );
+        }
+        let rejected: u64 = report.rejected.values().sum();
+        if rejected > 0 {
+            bail!("sync {}: {rejected} findings were rejected: the emulator's findings should all be valid", i + 1);
+        }
+        // Every Security Hub finding of every account read (members and the admin) is stored.
+        let expected_sh: usize = report
+            .units
+            .iter()
+            .filter(|u| u.source == Source::SecurityHub)
+            .map(|u| held.get(&u.account_id).copied().unwrap_or(0))
+            .sum();
+        let stored_sh = r.stored.get(&Source::SecurityHub).copied().unwrap_or(0);
+        if stored_sh != expected_sh as i64 {
+            bail!(
+                "sync {}: the store holds {stored_sh} Security Hub findings, the accounts read hold {expected_sh}",
+                i + 1
+            );
+        }
+    }
+
+    // Every run reads the same organization; the bounds come from the first.
+    let first = &worker.runs[0].sync;
     let limits = Limits::default();
-    let collected: u64 = report.collected.values().sum();
+    let collected: u64 = first.collected.values().sum();
     let mut per_account: BTreeMap<&str, BTreeMap<&'static str, u64>> = BTreeMap::new();
     let mut org: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for u in &report.units {
+    for u in &first.units {
         for (api, calls) in least_calls(u.source, u.collected) {
             *per_account.entry(u.account_id.as_str()).or_default().entry(api).or_default() += calls;
             *org.entry(api).or_default() += calls;
         }
     }
     // The admin alone reads the organization's Security Hub findings in pages of 100 as one list.
-    let sh_total = report.collected.get(&Source::SecurityHub).copied().unwrap_or(0);
+    let sh_total = first.collected.get(&Source::SecurityHub).copied().unwrap_or(0);
     org.insert("securityhub:GetFindings", sh_total.div_ceil(100).max(1));
     let slowest = |calls: &BTreeMap<&'static str, u64>| {
         calls.iter().map(|(api, n)| (limits.bound(api, *n), *api)).max().unwrap_or((Duration::ZERO, "none"))
@@ -214,53 +289,76 @@ pub(crate) fn run(
         .max()
         .unwrap_or((Duration::ZERO, "none", "none"));
     let (admin_bound, admin_api) = slowest(&org);
-    let floor = Duration::from_secs_f64(collected as f64 / rate);
-    let achieved = Duration::from_secs_f64(worker.sync_seconds);
-    let larger = bound.max(floor);
-    let ratio = achieved.as_secs_f64() / larger.as_secs_f64().max(1e-9);
-    let speedup = admin_bound.as_secs_f64() / achieved.as_secs_f64();
 
     let secs = |d: Duration| d.as_secs_f64();
+    let mut all: Vec<Run<'_>> = worker
+        .runs
+        .iter()
+        .zip(emulator_cpu.iter().copied().chain(std::iter::repeat(None)))
+        .map(|(report, emulator_cpu)| {
+            let read: u64 = report.sync.collected.values().sum();
+            let floor = Duration::from_secs_f64(read as f64 / report.ingest_findings_per_second);
+            let ratio = report.sync_seconds / secs(bound.max(floor)).max(1e-9);
+            Run { report, floor, ratio, emulator_cpu }
+        })
+        .collect();
+
     let (min_held, max_held) =
         (members_held.iter().min().copied().unwrap_or(0), members_held.iter().max().copied().unwrap_or(0));
-    let per_source: Vec<String> = report.collected.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let per_source: Vec<String> = first.collected.iter().map(|(s, n)| format!("{n} {s}")).collect();
     println!("scenario            {scenario} (loaded in {:.1} s)", secs(load_time));
     println!(
         "accounts            {} read ({} members of {min_held}-{max_held} Security Hub findings, and the admin)",
         worker.accounts,
         members_held.len()
     );
-    println!("findings read       {collected} ({}); {} written", per_source.join(", "), report.written);
+    println!("findings read       {collected} ({}); {} written", per_source.join(", "), first.written);
     println!("enroll (untimed)    {:.1} s", worker.enroll_seconds);
     println!(
         "concurrency         {} calls in flight, every account at once (the product's default)",
         SyncOptions::default().concurrency
     );
-    println!(
-        "sync                {:.2} s ({:.0} findings/s), {} throttled calls",
-        secs(achieved),
-        collected as f64 / secs(achieved),
-        report.throttled
-    );
     println!("rate-limit bound    {:.2} s ({bound_api} of {bound_account}, every account in parallel)", secs(bound));
-    println!("CPU floor           {:.2} s ({collected} findings at {rate:.0} findings/s, {rate_source})", secs(floor));
-    println!("ratio to the larger {ratio:.2}x");
+    println!("CPU floor           the findings read at the ingest pipeline's speed, {}", floor_source.describe());
+    println!("run  sync     findings/s  CPU floor  ratio  throttled  CPU: orchestrator + emulator");
+    for (i, r) in all.iter().enumerate() {
+        let cpu = |d: Option<f64>| d.map_or_else(|| "-".to_string(), |s| format!("{s:.2} s"));
+        println!(
+            "{:<4} {:>6.2} s {:>11.0} {:>7.2} s {:>5.2}x {:>10}  {} + {}",
+            i + 1,
+            r.report.sync_seconds,
+            collected as f64 / r.report.sync_seconds,
+            secs(r.floor),
+            r.ratio,
+            r.report.sync.throttled,
+            cpu(r.report.sync_cpu_seconds),
+            cpu(r.emulator_cpu.map(secs))
+        );
+    }
+    let ratios: Vec<f64> = all.iter().map(|r| r.ratio).collect();
+    // The verdict is the median run's: the machine's noise moves single runs by a third.
+    all.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
+    let median = &all[all.len() / 2];
+    let achieved = median.report.sync_seconds;
+    let speedup = secs(admin_bound) / achieved;
+    println!(
+        "median run          sync {achieved:.2} s, CPU floor {:.2} s: ratio to the larger {:.2}x (target 1.2x)",
+        secs(median.floor),
+        median.ratio
+    );
     println!(
         "admin alone (bound) {:.1} s ({admin_api}); speed-up of the sync over it {speedup:.0}x",
         secs(admin_bound)
     );
-    if let Some(cpu) = worker.sync_cpu_seconds {
-        println!("orchestrator CPU    {cpu:.2} s during the sync ({:.2} cores busy)", cpu / secs(achieved));
+    if let Some(cpu) = median.report.sync_cpu_seconds {
+        println!("orchestrator CPU    {cpu:.2} s during the median sync ({:.2} cores busy)", cpu / achieved);
     }
-    if !worker.sync_thread_cpu_seconds.is_empty() {
+    if !median.report.sync_thread_cpu_seconds.is_empty() {
         let by_thread: Vec<String> =
-            worker.sync_thread_cpu_seconds.iter().map(|(name, s)| format!("{name} {s:.2} s")).collect();
+            median.report.sync_thread_cpu_seconds.iter().map(|(name, s)| format!("{name} {s:.2} s")).collect();
         println!("  CPU by thread     {}", by_thread.join(", "));
     }
-    if let Some(cpu) = emulator_cpu {
-        println!("emulator CPU        {:.2} s during the sync", secs(cpu));
-    }
-    if let (Some(orchestrator), Some(emulator)) = (worker.sync_cpu_seconds, emulator_cpu) {
+    if let (Some(orchestrator), Some(emulator)) = (median.report.sync_cpu_seconds, median.emulator_cpu) {
         let both = orchestrator + secs(emulator);
         println!("CPU, both sides     {both:.2} s: the sync takes at least {:.2} s on 2 cores", both / 2.0);
     }
@@ -273,20 +371,36 @@ pub(crate) fn run(
         mib(worker.peak_rss_kib),
         mib(emulator_peak)
     );
+    let runs_json: Vec<serde_json::Value> = worker
+        .runs
+        .iter()
+        .zip(&ratios)
+        .zip(emulator_cpu.iter().copied().chain(std::iter::repeat(None)))
+        .map(|((r, ratio), emulator)| {
+            serde_json::json!({
+                "sync_seconds": r.sync_seconds, "ingest_findings_per_second": r.ingest_findings_per_second,
+                "ratio_to_larger": ratio, "throttled": r.sync.throttled, "sync_cpu_seconds": r.sync_cpu_seconds,
+                "emulator_cpu_seconds": emulator.map(secs),
+            })
+        })
+        .collect();
     println!(
         "{}",
         serde_json::json!({
             "bench": "sync", "scenario": scenario, "accounts": worker.accounts, "findings": collected,
-            "findings_by_source": report.collected, "written": report.written, "throttled": report.throttled,
+            "findings_by_source": first.collected, "written": first.written, "throttled": median.report.sync.throttled,
             "concurrency": SyncOptions::default().concurrency,
             "scenario_load_seconds": secs(load_time), "enroll_seconds": worker.enroll_seconds,
-            "sync_seconds": secs(achieved), "bound_seconds": secs(bound), "bound_account": bound_account,
-            "bound_api": bound_api, "ingest_findings_per_second": rate, "cpu_floor_seconds": secs(floor),
-            "ratio_to_larger": ratio, "admin_only_bound_seconds": secs(admin_bound), "speedup_over_admin_only": speedup,
-            "sync_cpu_seconds": worker.sync_cpu_seconds, "sync_thread_cpu_seconds": worker.sync_thread_cpu_seconds,
-            "emulator_cpu_seconds": emulator_cpu.map(secs),
+            "sync_seconds": achieved, "bound_seconds": secs(bound), "bound_account": bound_account,
+            "bound_api": bound_api, "ingest_findings_per_second": median.report.ingest_findings_per_second,
+            "cpu_floor_seconds": secs(median.floor), "ratio_to_larger": median.ratio,
+            "admin_only_bound_seconds": secs(admin_bound), "speedup_over_admin_only": speedup,
+            "sync_cpu_seconds": median.report.sync_cpu_seconds,
+            "sync_thread_cpu_seconds": median.report.sync_thread_cpu_seconds,
+            "emulator_cpu_seconds": median.emulator_cpu.map(secs),
             "scoreboard_seconds": worker.scoreboard_seconds, "checks": worker.checks,
             "worker_peak_rss_kib": worker.peak_rss_kib, "emulator_peak_rss_kib": emulator_peak,
+            "runs": runs_json,
         })
     );
     Ok(())
@@ -346,12 +460,14 @@ fn resources_for(findings: usize) -> anyhow::Result<usize> {
 const SYNC_STARTS: &str = "sync starts";
 const SYNC_ENDS: &str = "sync ends";
 
-/// Runs the orchestrator's side in a child process pointed at the emulator at `url`; returns
-/// its report and the CPU time this process (the emulator) spent while the sync ran.
-fn run_worker(url: &str) -> anyhow::Result<(WorkerReport, Option<Duration>)> {
+/// Runs the orchestrator's side in a child process pointed at the emulator at `url` with
+/// `args`; returns its report and, for each sync, the CPU time this process (the emulator)
+/// spent while it ran.
+fn run_worker(url: &str, args: &[String]) -> anyhow::Result<(WorkerReport, Vec<Option<Duration>>)> {
     let exe = std::env::current_exe().context("finding this benchmark's own executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(["sync", "--worker", url])
+        .args(args)
         .env_clear()
         .env("AWS_ACCESS_KEY_ID", format!("AKID{ADMIN}"))
         .env("AWS_SECRET_ACCESS_KEY", "bench")
@@ -370,12 +486,12 @@ fn run_worker(url: &str) -> anyhow::Result<(WorkerReport, Option<Duration>)> {
     let mut child = cmd.spawn().context("starting the orchestrator's side")?;
     let stdout = child.stdout.take().context("the orchestrator's side has no output")?;
     // The emulator serves on this process's runtime while this thread reads the child's lines.
-    let (mut started, mut emulator_cpu, mut report) = (None, None, None);
+    let (mut started, mut emulator_cpu, mut report) = (None, Vec::new(), None);
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading the orchestrator's side's output")?;
         match line.as_str() {
             SYNC_STARTS => started = process_cpu(),
-            SYNC_ENDS => emulator_cpu = process_cpu().zip(started).map(|(a, b)| a.saturating_sub(b)),
+            SYNC_ENDS => emulator_cpu.push(process_cpu().zip(started.take()).map(|(a, b)| a.saturating_sub(b))),
             l if l.starts_with('{') => report = Some(l.to_string()),
             _ => {}
         }
@@ -388,18 +504,55 @@ fn run_worker(url: &str) -> anyhow::Result<(WorkerReport, Option<Duration>)> {
     Ok((serde_json::from_str(&report).context("reading the orchestrator's side's report")?, emulator_cpu))
 }
 
-/// The orchestrator's side: enroll every account at the emulator at `url`, reset its token
-/// buckets, time a sync, and print the report as one JSON line.
-pub(crate) fn worker(rt: &Runtime, url: &str) -> anyhow::Result<()> {
-    let report = rt.block_on(work(url))?;
+/// The orchestrator's side: enroll every account at the emulator at `url`, then `runs` times:
+/// measure the CPU floor (unless given), copy the enrolled store, reset the emulator's token
+/// buckets and time a sync into the copy. Prints the report as one JSON line.
+pub(crate) fn worker(rt: &Runtime, url: &str, floor: Floor, runs: usize) -> anyhow::Result<()> {
+    let dir = TempDir::new("sync")?;
+    let (aws, accounts, enroll_seconds, enrolled_db) = rt.block_on(enroll_all(dir.path()))?;
+    let mut reports = Vec::new();
+    let mut board = None;
+    for i in 0..runs.max(1) {
+        let rate = match floor {
+            Floor::Given(r) => r,
+            Floor::Measure { count, quick } => {
+                let base = if quick { ingest::QUICK_SCENARIO } else { ingest::SCENARIO };
+                eprintln!("run {}: measuring the ingest pipeline over {count} findings ...", i + 1);
+                ingest::measure(rt, base, count)?.findings_per_second()
+            }
+        };
+        let db = dir.path().join(format!("run-{i}.db"));
+        std::fs::copy(&enrolled_db, &db).context("copying the enrolled store")?;
+        eprintln!("run {}: syncing {} accounts ...", i + 1, accounts.len());
+        let last = i + 1 == runs.max(1);
+        let (report, scored) = rt.block_on(sync_once(url, &aws, &accounts, &db, rate, last))?;
+        reports.push(report);
+        board = scored.or(board);
+        if !last {
+            remove_db(&db);
+        }
+    }
+    let (scoreboard_seconds, checks, org_score) = board.context("no run built the scoreboard")?;
+    let report = WorkerReport {
+        enroll_seconds,
+        accounts: accounts.len(),
+        runs: reports,
+        scoreboard_seconds,
+        checks,
+        org_score,
+        peak_rss_kib: memory_kib("VmHWM"),
+    };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 
-async fn work(url: &str) -> anyhow::Result<WorkerReport> {
-    let dir = TempDir::new("sync")?;
-    let mut settings = Settings::load(&dir.path().join("orgsec.toml"), false, |_| None)?;
-    settings.database_url = format!("sqlite://{}", dir.path().join("orgsec.db").display());
+/// Enrolls every account into a store in `dir`, closes it and returns the AWS access (its
+/// member credentials cached), the accounts to read, how long enrollment took, and the store's
+/// file.
+async fn enroll_all(dir: &Path) -> anyhow::Result<(Aws, Vec<String>, f64, PathBuf)> {
+    let mut settings = Settings::load(&dir.join("orgsec.toml"), false, |_| None)?;
+    let db = dir.join("orgsec.db");
+    settings.database_url = format!("sqlite://{}", db.display());
     settings.external_id = Some(EXTERNAL_ID.to_string());
     settings.regions = vec![REGION.to_string()];
     let store = Store::open(&settings.database_url).await?;
@@ -431,14 +584,29 @@ async fn work(url: &str) -> anyhow::Result<WorkerReport> {
             a.reason.as_deref().unwrap_or("no reason given")
         );
     }
-    enable_rate_limits(url).await?;
+    // Closing checkpoints the write-ahead log into the file, so the file alone is the store.
+    store.close().await;
+    Ok((aws, accounts, enroll_seconds, db))
+}
 
-    let collector = Collector::new(aws, store.clone(), Arc::new(Limits::default()));
+/// One timed sync into the store at `db`, with the emulator's token buckets full; the last
+/// run also builds the scoreboard (seconds, checks, org score).
+async fn sync_once(
+    url: &str,
+    aws: &Aws,
+    accounts: &[String],
+    db: &Path,
+    rate: f64,
+    scoreboard: bool,
+) -> anyhow::Result<(RunReport, Option<(f64, usize, f64)>)> {
+    let store = Store::open(&format!("sqlite://{}", db.display())).await?;
+    enable_rate_limits(url).await?;
+    let collector = Collector::new(aws.clone(), store.clone(), Arc::new(Limits::default()));
     say(SYNC_STARTS)?;
     let cpu = process_cpu();
     let threads_before = threads_cpu();
     let t = Instant::now();
-    let sync = collector.sync(&accounts, &SyncOptions::default(), &|_| {}).await?;
+    let sync = collector.sync(accounts, &SyncOptions::default(), &|_| {}).await?;
     let sync_seconds = t.elapsed().as_secs_f64();
     let sync_cpu_seconds = process_cpu().zip(cpu).map(|(a, b)| a.saturating_sub(b).as_secs_f64());
     let sync_thread_cpu_seconds = cpu_by_name(&threads_before, &threads_cpu())
@@ -448,24 +616,33 @@ async fn work(url: &str) -> anyhow::Result<WorkerReport> {
         .collect();
     say(SYNC_ENDS)?;
 
-    let t = Instant::now();
-    let board = posture::scoreboard(&store, Weights::default()).await?;
-    let scoreboard_seconds = t.elapsed().as_secs_f64();
+    let board = if scoreboard {
+        let t = Instant::now();
+        let board = posture::scoreboard(&store, Weights::default()).await?;
+        Some((t.elapsed().as_secs_f64(), board.len(), board.score(&ScopeRef::org()).score))
+    } else {
+        None
+    };
     let stored = store.finding_counts().await?;
     store.close().await;
-    Ok(WorkerReport {
-        enroll_seconds,
-        accounts: accounts.len(),
+    let report = RunReport {
         sync_seconds,
         sync_cpu_seconds,
         sync_thread_cpu_seconds,
-        scoreboard_seconds,
-        checks: board.len(),
-        org_score: board.score(&ScopeRef::org()).score,
+        ingest_findings_per_second: rate,
         stored,
-        peak_rss_kib: memory_kib("VmHWM"),
         sync: serde_json::from_value(serde_json::to_value(&sync)?)?,
-    })
+    };
+    Ok((report, board))
+}
+
+/// Removes a run's store and its side files, so that runs do not fill the disk.
+fn remove_db(db: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
 }
 
 /// Prints one line for the bench and flushes it at once.
