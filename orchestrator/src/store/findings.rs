@@ -209,6 +209,22 @@ pub struct FindingQuery {
     pub with_raw: bool,
 }
 
+/// A failing finding that a binding may remediate: what the dispatcher matches and keys a job by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailingFinding {
+    pub uid: String,
+    pub source: Source,
+    pub account_id: String,
+    pub region: String,
+    pub control_id: Option<String>,
+    pub finding_type: Option<String>,
+    /// When it last started failing (its generation): a job is keyed by it.
+    pub failing_since: i64,
+}
+
+/// A [`FailingFinding`] as read: uid, source, account, region, control, type, generation.
+type FailingRow = (String, String, String, String, Option<String>, Option<String>, i64);
+
 /// What scoring needs of one stored finding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckRow {
@@ -346,11 +362,11 @@ struct Rows<'a> {
 
 /// The columns the upsert writes: [`FINDING_COLUMNS`] and those only the store sets.
 fn upsert_columns() -> String {
-    format!("{FINDING_COLUMNS}, criticality, failing, first_seen, last_seen")
+    format!("{FINDING_COLUMNS}, criticality, failing, failing_since, first_seen, last_seen")
 }
 
 /// How many columns [`upsert_columns`] names.
-const UPSERT_COLUMNS: usize = 24;
+const UPSERT_COLUMNS: usize = 25;
 
 /// What an upsert does when the finding is stored: take the new version unless it is older.
 const ON_CONFLICT: &str = " ON CONFLICT (uid) DO UPDATE SET source = excluded.source, \
@@ -359,7 +375,9 @@ const ON_CONFLICT: &str = " ON CONFLICT (uid) DO UPDATE SET source = excluded.so
      resource_tags = excluded.resource_tags, criticality = excluded.criticality, control_id = excluded.control_id, \
      finding_type = excluded.finding_type, title = excluded.title, severity = excluded.severity, \
      workflow_status = excluded.workflow_status, compliance_status = excluded.compliance_status, \
-     active = excluded.active, failing = excluded.failing, created_at = excluded.created_at, \
+     active = excluded.active, failing = excluded.failing, \
+     failing_since = CASE WHEN NOT excluded.failing THEN NULL WHEN findings.failing THEN COALESCE(findings.failing_since, excluded.failing_since) \
+     ELSE excluded.failing_since END, created_at = excluded.created_at, \
      updated_at = excluded.updated_at, last_seen = excluded.last_seen, check_key = excluded.check_key, \
      document = excluded.document WHERE findings.updated_at <= excluded.updated_at";
 
@@ -367,7 +385,7 @@ const ON_CONFLICT: &str = " ON CONFLICT (uid) DO UPDATE SET source = excluded.so
 #[derive(Clone, Copy)]
 enum Column<'a> {
     Text(Option<&'a str>),
-    Integer(i64),
+    Integer(Option<i64>),
     Real(Option<f64>),
     Bool(bool),
     Blob(&'a [u8]),
@@ -407,14 +425,16 @@ impl Rows<'_> {
             Text(Some(f.workflow_status.as_str())),
             Text(f.compliance_status.map(Compliance::as_str)),
             Bool(f.active),
-            Integer(f.created_at),
-            Integer(f.updated_at),
+            Integer(Some(f.created_at)),
+            Integer(Some(f.updated_at)),
             Text(Some(&f.check_key)),
             Blob(self.documents[i]),
             Real(criticality_tag(&f.resource_tags)),
             Bool(f.is_failing()),
-            Integer(self.now),
-            Integer(self.now),
+            // Kept from the stored row while it stays failing (see ON_CONFLICT).
+            Integer(f.is_failing().then_some(f.updated_at)),
+            Integer(Some(self.now)),
+            Integer(Some(self.now)),
         ]
     }
 }
@@ -597,7 +617,7 @@ impl Store {
         seen_since: i64,
     ) -> Result<u64, StoreError> {
         let n = with_pool!(self, p => sqlx::query(
-            "UPDATE findings SET compliance_status = 'PASSED', failing = FALSE \
+            "UPDATE findings SET compliance_status = 'PASSED', failing = FALSE, failing_since = NULL \
              WHERE account_id = $1 AND region = $2 AND source = $3 AND last_seen < $4 \
              AND (failing OR compliance_status IS NULL OR compliance_status <> 'PASSED')",
         )
@@ -651,6 +671,73 @@ impl Store {
                 .and_then(|rows| rows.iter().map(|r| finding_row!(r)).collect::<Result<Vec<_>, _>>())
         })?;
         rows.into_iter().map(finding_from_row).collect()
+    }
+
+    /// Failing findings of any of `controls`, or of a type in `types` (exact, or a prefix when
+    /// it ends with `/`), ordered by uid.
+    pub async fn failing_findings(
+        &self,
+        controls: &[String],
+        types: &[String],
+    ) -> Result<Vec<FailingFinding>, StoreError> {
+        if controls.is_empty() && types.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<FailingRow> = with_pool!(self, p => {
+            let mut b = sqlx::QueryBuilder::new(
+                "SELECT uid, source, account_id, region, control_id, finding_type, \
+                 COALESCE(failing_since, updated_at) FROM findings WHERE failing AND (1 = 0",
+            );
+            if !controls.is_empty() {
+                b.push(" OR control_id IN (");
+                let mut sep = b.separated(", ");
+                for c in controls {
+                    sep.push_bind(c.clone());
+                }
+                sep.push_unseparated(")");
+            }
+            for t in types {
+                if t.ends_with('/') {
+                    // LIKE narrows; the exact prefix test below decides (LIKE ignores ASCII case
+                    // in SQLite).
+                    let escaped = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    b.push(" OR finding_type LIKE ").push_bind(format!("{escaped}%")).push(" ESCAPE '\\'");
+                } else {
+                    b.push(" OR finding_type = ").push_bind(t.clone());
+                }
+            }
+            b.push(") ORDER BY uid");
+            b.build_query_as().fetch_all(p).await
+        })?;
+        let wanted = |f: &FailingFinding| {
+            f.control_id.as_ref().is_some_and(|c| controls.contains(c))
+                || f.finding_type
+                    .as_ref()
+                    .is_some_and(|ft| types.iter().any(|t| t == ft || (t.ends_with('/') && ft.starts_with(t.as_str()))))
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for (uid, source, account_id, region, control_id, finding_type, failing_since) in rows {
+            let source = Source::parse(&source).ok_or_else(|| corrupt(&uid, "source", &source))?;
+            let f = FailingFinding { uid, source, account_id, region, control_id, finding_type, failing_since };
+            if wanted(&f) {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored finding `uid`, with its document.
+    pub async fn finding(&self, uid: &str) -> Result<Option<Finding>, StoreError> {
+        let columns = FINDING_COLUMNS;
+        let row: Option<FindingRow> = with_pool!(self, p => {
+            // The columns are this module's constant; the uid is bound.
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {columns} FROM findings WHERE uid = $1")))
+                .bind(uid)
+                .fetch_optional(p)
+                .await
+                .and_then(|r| r.as_ref().map(|r| finding_row!(r)).transpose())
+        })?;
+        row.map(finding_from_row).transpose()
     }
 
     /// How many findings are stored, per source.

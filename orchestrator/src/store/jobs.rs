@@ -408,6 +408,15 @@ impl Store {
         Ok(jobs.into_iter().next())
     }
 
+    /// The ids of every job of `binding`, whatever their state.
+    pub async fn job_ids_of_binding(&self, binding: &str) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<(String,)> = with_pool!(self, p => sqlx::query_as("SELECT id FROM jobs WHERE binding = $1")
+            .bind(binding)
+            .fetch_all(p)
+            .await)?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Jobs matching `filter`, newest first.
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         let states = serde_json::Value::from(filter.states.iter().map(|s| s.as_str()).collect::<Vec<_>>()).to_string();

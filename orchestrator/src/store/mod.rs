@@ -43,7 +43,7 @@ macro_rules! with_pool {
 }
 use with_pool;
 
-pub use findings::{Batch, CheckRow, FindingQuery, RejectedRecord, SnapshotRow, WriteOutcome};
+pub use findings::{Batch, CheckRow, FailingFinding, FindingQuery, RejectedRecord, SnapshotRow, WriteOutcome};
 
 /// The migrations, in order: `(version, description, SQL)`. A test checks that every file in
 /// `orchestrator/migrations/` is listed.
@@ -55,6 +55,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "audit", include_str!("../../migrations/0005_audit.sql")),
     (6, "finding_documents", include_str!("../../migrations/0006_finding_documents.sql")),
     (7, "drop_findings_check", include_str!("../../migrations/0007_drop_findings_check.sql")),
+    (8, "failing_since", include_str!("../../migrations/0008_failing_since.sql")),
 ];
 
 /// Which database a store is on.

@@ -44,6 +44,12 @@ impl From<i64> for Value<'_> {
     }
 }
 
+impl From<Option<i64>> for Value<'_> {
+    fn from(n: Option<i64>) -> Self {
+        n.map_or(Value::Null, Value::Integer)
+    }
+}
+
 impl From<bool> for Value<'_> {
     fn from(b: bool) -> Self {
         Value::Integer(i64::from(b))
