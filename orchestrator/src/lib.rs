@@ -19,6 +19,7 @@ pub mod finding;
 pub mod jobs;
 pub mod metrics;
 pub mod normalize;
+pub mod notify;
 pub mod playbooks;
 pub mod posture;
 pub mod remediate;

@@ -11,15 +11,22 @@
 //! sync_interval_seconds = 900                  # ORGSEC_SYNC_INTERVAL (0: serve does not sync)
 //! tls_cert_file = "api.crt"                    # ORGSEC_TLS_CERT_FILE (PEM; with the key: HTTPS)
 //! tls_key_file = "api.key"                     # ORGSEC_TLS_KEY_FILE
+//!
+//! [notifications.secops-slack]                 # targets bindings name in `notify`
+//! kind = "slack"                               # slack | webhook | splunk (see notify.rs)
+//! url = "https://hooks.slack.com/services/..."
 //! ```
 //!
 //! A relative `tokens_file` in the file is relative to the file's folder; from the environment,
 //! to the working directory.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::notify::TargetSettings;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://orgsec.db";
 pub const DEFAULT_MEMBER_ROLE_NAME: &str = "OrgSecRemediationRole";
@@ -50,6 +57,8 @@ pub struct Settings {
     /// The API's certificate chain and private key (PEM): with both, `orgsec serve` speaks
     /// TLS only; with neither, plain HTTP (for loopback or behind a TLS-terminating proxy).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Notification targets by name (only in the file: `[notifications.NAME]`).
+    pub notifications: BTreeMap<String, TargetSettings>,
 }
 
 /// Settings that cannot be used.
@@ -76,6 +85,8 @@ struct File {
     sync_interval_seconds: Option<u64>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
+    #[serde(default)]
+    notifications: BTreeMap<String, TargetSettings>,
 }
 
 impl Settings {
@@ -169,6 +180,7 @@ impl Settings {
             regions,
             listen,
             tokens_file: env("ORGSEC_TOKENS_FILE").map(PathBuf::from).or(file.tokens_file.map(|p| base.join(p))),
+            notifications: file.notifications,
         })
     }
 
