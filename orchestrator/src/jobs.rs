@@ -377,6 +377,12 @@ pub trait Runner: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Verification, RunError>> + Send;
     /// Sends the plan and the remediation steps to the binding's notification targets.
     fn notify(&self, job: &Job, plan: &serde_json::Value) -> impl Future<Output = Result<(), RunError>> + Send;
+    /// Told once a job ends, SUCCEEDED or FAILED, after its state is stored (outcome
+    /// notifications, marking the finding). Best effort: it cannot change the job any more.
+    fn finished(&self, job: &Job) -> impl Future<Output = ()> + Send {
+        let _ = job;
+        async {}
+    }
 }
 
 /// Exponential backoff with jitter: attempt `n` (from 1) waits between half and all of
@@ -704,8 +710,9 @@ impl<R: Runner> Worker<R> {
                     match self.guarded(&job, self.runner.verify(&job, &plan)).await? {
                         Ok(Verification::Fixed) => {
                             let change = Advance::to(JobState::Succeeded, Step::Verified);
-                            self.advance(&job, change, "job.succeeded", json!({})).await?;
+                            let done = self.advance(&job, change, "job.succeeded", json!({})).await?;
                             self.breaker.record_success(&job.account_id);
+                            self.runner.finished(&done).await;
                             return Ok(());
                         }
                         Ok(Verification::NotFixed(why)) => {
@@ -777,13 +784,17 @@ impl<R: Runner> Worker<R> {
                 entry(ENGINE, "job.retry", j, details)
             }
         };
-        self.store.retry_job_later(&job.id, &self.config.owner, &error, next, now, Some(&audit)).await?;
+        let after = self.store.retry_job_later(&job.id, &self.config.owner, &error, next, now, Some(&audit)).await?;
+        if after.state == JobState::Failed {
+            self.runner.finished(&after).await;
+        }
         Ok(())
     }
 
     async fn fail(&self, job: Job, error: String) -> Result<(), Stop> {
         let change = Advance { error: Some(error.clone()), ..Advance::to(JobState::Failed, job.step) };
-        self.advance(&job, change, "job.failed", json!({"error": error, "attempts": job.attempts})).await?;
+        let done = self.advance(&job, change, "job.failed", json!({"error": error, "attempts": job.attempts})).await?;
+        self.runner.finished(&done).await;
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use orgsec::enroll::{self, AccountState, Selection};
 use orgsec::finding::{Severity, Source};
 use orgsec::playbooks::{self, CATALOGUE};
 use orgsec::score::{ScopeKind, ScopeRef, Weights};
-use orgsec::service::{Bindings, ServiceError};
+use orgsec::service::{Bindings, Remediations, ServiceError};
 use orgsec::settings::{DEFAULT_CONFIG_FILE, Settings};
 use orgsec::store::{FindingQuery, Store};
 use orgsec::{posture, render};
@@ -135,6 +135,11 @@ enum Command {
         #[command(subcommand)]
         command: BindingsCommand,
     },
+    /// Remediation jobs: list them, approve or reject those waiting for approval.
+    Remediations {
+        #[command(subcommand)]
+        command: RemediationsCommand,
+    },
     /// The playbook catalogue; `policy` prints the member role's IAM policy.
     Playbooks {
         #[command(subcommand)]
@@ -182,6 +187,32 @@ enum BindingsCommand {
         /// Succeed when there is no such binding.
         #[arg(long)]
         allow_missing: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RemediationsCommand {
+    /// Remediation jobs, newest first.
+    List {
+        /// Only jobs in this state (PENDING_APPROVAL, QUEUED, RUNNING, VERIFYING, SUCCEEDED,
+        /// FAILED, REJECTED, EXPIRED, PLANNED, NOTIFIED); repeat for several.
+        #[arg(long = "state", value_name = "STATE")]
+        states: Vec<String>,
+        /// Only jobs in this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// At most this many (up to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Approve job ID, waiting in PENDING_APPROVAL: a worker of `orgsec serve` runs it next.
+    Approve { id: String },
+    /// Reject job ID, waiting in PENDING_APPROVAL: nothing is changed.
+    Reject {
+        id: String,
+        /// Why, for the audit trail.
+        #[arg(long, default_value = "")]
+        reason: String,
     },
 }
 
@@ -372,6 +403,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bindings { command } => {
             let store = open_store(&settings()?).await?;
             let result = bindings(&store, command, cli.output).await;
+            store.close().await;
+            result
+        }
+        Command::Remediations { command } => {
+            let store = open_store(&settings()?).await?;
+            let result = remediations(&store, command, cli.output).await;
             store.close().await;
             result
         }
@@ -619,6 +656,39 @@ async fn bindings(store: &Store, command: BindingsCommand, output: Output) -> Re
     Ok(())
 }
 
+async fn remediations(store: &Store, command: RemediationsCommand, output: Output) -> Result<()> {
+    let service = Remediations::new(store.clone());
+    let cli = Bindings::cli_principal();
+    let show = |jobs: &[orgsec::jobs::Job]| match output {
+        Output::Table => render::jobs_table(jobs),
+        Output::Json => render::jobs_json(jobs),
+    };
+    match command {
+        RemediationsCommand::List { states, account, limit } => {
+            let jobs = service.list(&cli, &states, account.as_deref(), limit).await?;
+            if jobs.is_empty() && output == Output::Table {
+                eprintln!(
+                    "No remediation jobs{}. Jobs appear when a binding matches a failing finding during `orgsec serve`.",
+                    if states.is_empty() && account.is_none() { "" } else { " match" }
+                );
+            } else {
+                print(show(&jobs));
+            }
+        }
+        RemediationsCommand::Approve { id } => {
+            let job = service.approve(&cli, &id).await?;
+            print(show(std::slice::from_ref(&job)));
+            eprintln!("Approved {id}: a worker of `orgsec serve` runs it next.");
+        }
+        RemediationsCommand::Reject { id, reason } => {
+            let job = service.reject(&cli, &id, &reason).await?;
+            print(show(std::slice::from_ref(&job)));
+            eprintln!("Rejected {id}: nothing was changed.");
+        }
+    }
+    Ok(())
+}
+
 fn read_binding(file: &Path) -> Result<BindingSpec> {
     let text = if file == Path::new("-") {
         let mut s = String::new();
@@ -672,6 +742,12 @@ async fn serve(settings: Settings) -> Result<()> {
     let metrics = std::sync::Arc::new(orgsec::metrics::Metrics::new());
     let posture = orgsec::posture::SharedPosture::default();
     let aws = Aws::from_env(&settings).await.with_interceptor(orgsec::metrics::AwsCallCounter::new(metrics.clone()));
+    let notifier = orgsec::notify::Notifier::new(&settings.notifications, |v| std::env::var(v).ok())
+        .context("the notification targets in the settings cannot be used")?;
+    let runner = std::sync::Arc::new(orgsec::remediate::PlaybookRunner::new(aws.clone(), store.clone(), notifier));
+    let changed = runner.changed();
+    let owner = format!("{}:{}", hostname(), std::process::id());
+    let worker = orgsec::jobs::Worker::new(store.clone(), runner, orgsec::jobs::WorkerConfig::new(owner));
     let rounds = orgsec::rounds::Rounds {
         collector: Collector::new(aws.clone(), store.clone(), std::sync::Arc::new(Limits::default())),
         aws,
@@ -691,12 +767,14 @@ async fn serve(settings: Settings) -> Result<()> {
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
             rounds
-                .run(every, async move {
+                .run(every, Some(changed), async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 })
                 .await;
         })
     });
+    // Remediation jobs run whether or not rounds do: approvals arrive through the API.
+    let jobs = tokio::spawn(worker.run(stopped.clone()));
     let api = Api::new(store.clone(), tokens).with_metrics(metrics).with_posture(posture);
     let tls_pair = tls.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
     let served = api.serve_tls(listener, tls_pair, shutdown_signal()).await;
@@ -704,10 +782,22 @@ async fn serve(settings: Settings) -> Result<()> {
     if let Some(task) = background {
         let _ = task.await;
     }
+    let _ = jobs.await;
     served?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The machine's name, for the remediation worker's lease owner (several replicas share one
+/// PostgreSQL); `localhost` when it cannot be read.
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

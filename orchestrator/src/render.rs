@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::binding::Binding;
 use crate::collect::SyncReport;
 use crate::finding::Finding;
+use crate::jobs::Job;
 use crate::playbooks::{ParamKind, Playbook};
 use crate::score::{Contribution, Priority, Score};
 
@@ -56,6 +57,39 @@ pub fn bindings_table(bindings: &[Binding]) -> String {
 /// Bindings as a JSON array.
 pub fn bindings_json(bindings: &[Binding]) -> String {
     serde_json::to_string_pretty(bindings).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// Remediation jobs as a table: what each did or waits for, with the plan's summary.
+pub fn jobs_table(jobs: &[Job]) -> String {
+    let mut t = table(&["ID", "STATE", "PLAYBOOK", "BINDING", "ACCOUNT", "PLAN", "ERROR", "UPDATED"]);
+    for j in jobs {
+        let summary = j
+            .plan
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<Value>(p).ok())
+            .and_then(|p| p["summary"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "-".to_string());
+        let updated = j
+            .updated_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| j.updated_at.unix_timestamp().to_string());
+        t.add_row(vec![
+            j.id.clone(),
+            j.state.to_string(),
+            j.playbook.clone(),
+            j.binding.clone(),
+            j.account_id.clone(),
+            summary,
+            j.error.clone().unwrap_or_else(|| "-".to_string()),
+            updated,
+        ]);
+    }
+    t.to_string()
+}
+
+/// Remediation jobs as a JSON array.
+pub fn jobs_json(jobs: &[Job]) -> String {
+    serde_json::to_string_pretty(jobs).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 fn kind(k: ParamKind) -> String {

@@ -1,6 +1,9 @@
 //! The rounds `orgsec serve` runs in the background: enroll accounts that appeared, collect
-//! findings from every enrolled account, rescore, snapshot, and publish the scores to the API
-//! and `/metrics`. One round at a time; a failed round is logged and the next one tried.
+//! findings from every enrolled account, rescore, snapshot, publish the scores to the API and
+//! `/metrics`, and hand failing findings that match a binding to the remediation jobs. One round
+//! at a time; a failed round is logged and the next one tried. Between rounds, accounts that a
+//! remediation changed are collected again at once ([`Rounds::refresh`]), so that the store and
+//! the scores show a fix seconds after it, not at the next round.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use crate::aws::Aws;
 use crate::collect::{Collector, SyncOptions, SyncReport};
+use crate::dispatch;
 use crate::enroll::{self, AccountState};
 use crate::metrics::Metrics;
 use crate::posture::{self, SharedPosture};
+use crate::remediate::Changed;
 use crate::score::{ScopeKind, Weights};
 use crate::store::{Store, StoreError};
 
@@ -81,6 +86,7 @@ impl Rounds {
             }
         }
         posture::publish(&self.posture, board, time::OffsetDateTime::now_utc());
+        self.dispatch().await;
         tracing::info!(
             accounts = accounts.len(),
             collected = report.collected.values().sum::<u64>(),
@@ -91,20 +97,63 @@ impl Rounds {
         Ok(Some(report))
     }
 
-    /// Runs a round now and then every `every` until `shutdown` completes. Shutting down drops
-    /// a round in progress: collection is crash-safe, so the next start resumes where it was.
-    pub async fn run(&self, every: Duration, shutdown: impl Future<Output = ()>) {
+    /// Enqueues a remediation job for every failing finding a binding matches (those that have
+    /// one keep it). A failure is logged: the next round tries again.
+    pub async fn dispatch(&self) {
+        match dispatch::dispatch(&self.store, time::OffsetDateTime::now_utc()).await {
+            Ok(r) if !r.enqueued.is_empty() => {
+                tracing::info!(enqueued = r.enqueued.len(), matched = r.matched, "remediation jobs enqueued")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot match findings to bindings; trying again next round"),
+        }
+    }
+
+    /// Collects `accounts` again (from their watermarks), rescores and publishes: after a
+    /// remediation changed them.
+    pub async fn refresh(&self, accounts: &[String]) -> Result<(), StoreError> {
+        let report = self.collector.sync(accounts, &SyncOptions::default(), &|_| {}).await?;
+        for (source, n) in &report.collected {
+            self.metrics.findings_ingested(*source, *n);
+        }
+        self.rescore().await?;
+        tracing::info!(accounts = ?accounts, collected = report.collected.values().sum::<u64>(), "re-collected after remediation");
+        Ok(())
+    }
+
+    /// Runs a round now and then every `every`, and a [`Rounds::refresh`] of the accounts
+    /// `changed` reports in between, one piece of work at a time, until `shutdown` completes.
+    /// Shutting down drops the work in progress: collection is crash-safe, so the next start
+    /// resumes where it was.
+    pub async fn run(&self, every: Duration, changed: Option<Arc<Changed>>, shutdown: impl Future<Output = ()>) {
+        enum Work {
+            Round,
+            Refresh(Vec<String>),
+        }
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
-            let next = async {
-                ticks.tick().await;
-                self.round().await
+            let changed_next = async {
+                match &changed {
+                    Some(c) => c.next().await.into_iter().collect(),
+                    None => std::future::pending::<Vec<String>>().await,
+                }
+            };
+            let work = tokio::select! {
+                () = &mut shutdown => return,
+                _ = ticks.tick() => Work::Round,
+                accounts = changed_next => Work::Refresh(accounts),
+            };
+            let done = async {
+                match work {
+                    Work::Round => self.round().await.map(|_| ()),
+                    Work::Refresh(accounts) => self.refresh(&accounts).await,
+                }
             };
             tokio::select! {
                 () = &mut shutdown => return,
-                result = next => {
+                result = done => {
                     if let Err(e) = result {
                         tracing::error!(error = %e, "round failed; trying again at the next one");
                     }

@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 use crate::auth::{Denied, Principal, Role};
 use crate::binding::{self, Binding, BindingSpec, Violation};
 use crate::finding::{Compliance, Workflow};
-use crate::store::{FindingQuery, Store, StoreError};
+use crate::jobs::{self, Job, JobError, JobState};
+use crate::store::{FindingQuery, JobFilter, Store, StoreError};
 
 /// Bindings per page when the caller does not say.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -185,6 +186,101 @@ impl Bindings {
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
+}
+
+/// Remediation jobs as people see them: listed within the caller's reach, approved or rejected
+/// by an admin.
+#[derive(Debug, Clone)]
+pub struct Remediations {
+    store: Store,
+}
+
+/// Why a remediation operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemediationServiceError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// Jobs listed when the caller does not say how many.
+pub const DEFAULT_JOBS: u32 = 100;
+/// The most jobs one listing returns.
+pub const MAX_JOBS: u32 = 1000;
+
+impl Remediations {
+    pub fn new(store: Store) -> Remediations {
+        Remediations { store }
+    }
+
+    /// Jobs in `states` (all when empty), newest first, at most `limit` (0: [`DEFAULT_JOBS`]),
+    /// of the accounts `who` may read.
+    pub async fn list(
+        &self,
+        who: &Principal,
+        states: &[String],
+        account: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Job>, RemediationServiceError> {
+        let mut parsed = Vec::new();
+        for s in states {
+            let state = JobState::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+                let known: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+                RemediationServiceError::BadRequest(format!("unknown state \"{s}\": use one of {}", known.join(", ")))
+            })?;
+            parsed.push(state);
+        }
+        let limit = if limit == 0 { DEFAULT_JOBS } else { limit.min(MAX_JOBS) };
+        let filter = JobFilter {
+            states: parsed,
+            account_id: account.map(str::to_string),
+            limit: Some(limit),
+            ..JobFilter::default()
+        };
+        let jobs = self.store.list_jobs(&filter).await.map_err(JobError::from)?;
+        if who.role != Role::AppTeam {
+            return Ok(jobs);
+        }
+        let ous: std::collections::HashMap<String, Option<String>> = self
+            .store
+            .accounts()
+            .await
+            .map_err(JobError::from)?
+            .into_iter()
+            .map(|a| (a.account_id, a.ou_path))
+            .collect();
+        Ok(jobs
+            .into_iter()
+            .filter(|j| who.may_read_account(&j.account_id, ous.get(&j.account_id).and_then(|o| o.as_deref())))
+            .collect())
+    }
+
+    /// Approves a job waiting for approval; admins only.
+    pub async fn approve(&self, who: &Principal, id: &str) -> Result<Job, RemediationServiceError> {
+        may_decide(who)?;
+        Ok(jobs::approve(&self.store, id, &who.name, now()).await?)
+    }
+
+    /// Rejects a job waiting for approval, with a reason; admins only.
+    pub async fn reject(&self, who: &Principal, id: &str, reason: &str) -> Result<Job, RemediationServiceError> {
+        may_decide(who)?;
+        let reason = if reason.trim().is_empty() { "no reason given" } else { reason.trim() };
+        Ok(jobs::reject(&self.store, id, &who.name, reason, now()).await?)
+    }
+}
+
+fn may_decide(who: &Principal) -> Result<(), Denied> {
+    who.may_write()?;
+    if who.role != Role::Admin {
+        return Err(Denied::PermissionDenied(format!(
+            "token \"{}\" ({}) may not approve or reject remediations: that takes an admin token",
+            who.name, who.role
+        )));
+    }
+    Ok(())
 }
 
 /// Adds a status filter to a findings query: `failing`, `passing`, a workflow status (NEW,

@@ -1,6 +1,7 @@
 //! The orchestrator's gRPC API (`proto/orgsec/v1/`) over tonic: `BindingService`,
-//! `PlaybookService`, `PostureService`, `AccountService` and `FindingService` (`RemediationService`
-//! and `EvidenceService` are defined and not served yet, so their calls are UNIMPLEMENTED), server
+//! `PlaybookService`, `PostureService`, `AccountService`, `FindingService` and
+//! `RemediationService` (`EvidenceService` is defined and not served yet, so its calls are
+//! UNIMPLEMENTED), server
 //! reflection, `GET /healthz` and `GET /metrics` (Prometheus text) on the same port (HTTP/1.1; TLS
 //! when configured).
 //!
@@ -22,13 +23,14 @@ use tonic::{Request, Status};
 use crate::auth::{Denied, Principal, Tokens};
 use crate::metrics::Metrics;
 use crate::posture::SharedPosture;
-use crate::service::{Bindings, ServiceError};
+use crate::service::{Bindings, Remediations, ServiceError};
 use crate::store::Store;
 
 mod bindings;
 mod inventory;
 mod playbooks;
 mod posture;
+mod remediations;
 
 /// The encoded descriptors of `proto/orgsec/v1/`, for reflection.
 const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/orgsec_v1_descriptor.bin"));
@@ -39,6 +41,7 @@ pub struct Api {
     tokens: Arc<Tokens>,
     store: Store,
     bindings: Bindings,
+    remediations: Remediations,
     metrics: Arc<Metrics>,
     posture: SharedPosture,
 }
@@ -57,6 +60,7 @@ impl Api {
         Api {
             tokens: Arc::new(tokens),
             bindings: Bindings::new(store.clone()),
+            remediations: Remediations::new(store.clone()),
             store,
             metrics: Arc::new(Metrics::new()),
             posture: SharedPosture::default(),
@@ -94,6 +98,7 @@ impl Api {
         use orgsec_proto::orgsec::v1::finding_service_server::FindingServiceServer;
         use orgsec_proto::orgsec::v1::playbook_service_server::PlaybookServiceServer;
         use orgsec_proto::orgsec::v1::posture_service_server::PostureServiceServer;
+        use orgsec_proto::orgsec::v1::remediation_service_server::RemediationServiceServer;
 
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -103,6 +108,7 @@ impl Api {
             .add_service(PostureServiceServer::new(self.clone()))
             .add_service(AccountServiceServer::new(self.clone()))
             .add_service(FindingServiceServer::new(self.clone()))
+            .add_service(RemediationServiceServer::new(self.clone()))
             .add_service(reflection);
         let store = self.store.clone();
         let metrics = self.metrics.clone();

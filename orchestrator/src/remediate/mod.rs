@@ -26,6 +26,7 @@ mod enable_guardduty;
 mod isolate_instance;
 mod password_policy;
 mod revoke_public_ingress;
+pub mod runner;
 mod s3_account_bpa;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ use serde::{Deserialize, Serialize};
 use crate::aws::{self, AccessError, Aws, Clients};
 use crate::finding::Finding;
 use crate::playbooks::{self, Playbook};
+
+pub use runner::{Changed, PlaybookRunner};
 
 /// A playbook's parameters by name, as a binding gives them; [`resolve_parameters`] fills in
 /// the defaults and checks the values.

@@ -558,3 +558,88 @@ async fn accounts_and_findings_are_read_within_the_tokens_reach() {
     assert!(e.code() == Code::InvalidArgument && e.message().contains("securityhub"), "{e:?}");
     em.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remediations_are_listed_within_reach_and_only_admins_decide() {
+    use orgsec::binding::{BindingSpec, Mode, Scope};
+    use orgsec::jobs::{JobState, Worker, WorkerConfig};
+    use pb::remediation_service_client::RemediationServiceClient;
+
+    let ts = crate::support::sqlite().await;
+    let store = ts.store.clone();
+    let em = crate::support::emulator("demo").await;
+    let accounts = crate::sync::enroll_all(&em, &store).await;
+    crate::sync::sync(&em, &store, &accounts).await;
+    let now = time::OffsetDateTime::now_utc();
+    let approve = |name: &str, control: &str, playbook: &str, account: &str| BindingSpec {
+        name: name.into(),
+        controls: vec![control.into()],
+        playbook: playbook.into(),
+        mode: Mode::Approve,
+        scope: Scope { accounts: vec![account.into()], ..Scope::default() },
+        ..BindingSpec::default()
+    };
+    store.put_binding(&approve("ssh", "EC2.13", "revoke-public-ingress", "333333333333"), "test", now).await.unwrap();
+    store
+        .put_binding(&approve("passwords", "IAM.7", "set-password-policy", "444444444444"), "test", now)
+        .await
+        .unwrap();
+    let dispatched = orgsec::dispatch::dispatch(&store, now).await.expect("dispatch");
+    assert_eq!(dispatched.enqueued.len(), 2, "{dispatched:?}");
+    let runner = std::sync::Arc::new(orgsec::remediate::PlaybookRunner::new(
+        crate::support::admin_aws(&em, Some(crate::support::EXTERNAL_ID), &[]),
+        store.clone(),
+        orgsec::notify::Notifier::none(),
+    ));
+    let worker = Worker::new(store.clone(), runner, WorkerConfig::new("test"));
+    worker.tick().await.expect("tick");
+    let before = em.shared().world.read().counters.by_operation.clone();
+
+    let server = serve(ts).await;
+    let mut rem = RemediationServiceClient::new(server.channel.clone());
+    let list = |states: &[&str]| pb::ListRemediationsRequest { states: states.iter().map(|s| s.to_string()).collect() };
+    assert_eq!(rem.list_remediations(req(list(&[]), None)).await.unwrap_err().code(), Code::Unauthenticated);
+    let all = rem.list_remediations(req(list(&[]), Some(AUDIT))).await.expect("list").into_inner().remediations;
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|r| r.state == "PENDING_APPROVAL" && r.plan.contains("summary")), "{all:#?}");
+    let mine = rem.list_remediations(req(list(&[]), Some(WEB))).await.expect("list").into_inner().remediations;
+    assert_eq!(mine.len(), 1, "the web team sees its own account's job only");
+    assert_eq!(mine[0].account_id, "333333333333");
+    let ssh = mine[0].id.clone();
+    let passwords = all.iter().find(|r| r.account_id == "444444444444").unwrap().id.clone();
+
+    let decide = |id: &str| pb::ApproveRemediationRequest { id: id.into() };
+    for token in [WEB, AUDIT] {
+        let e = rem.approve_remediation(req(decide(&ssh), Some(token))).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    }
+    assert_eq!(em.shared().world.read().counters.by_operation, before, "nothing changes while jobs wait");
+
+    let approved = rem.approve_remediation(req(decide(&ssh), Some(ADMIN))).await.expect("approve").into_inner();
+    assert_eq!(approved.state, "QUEUED");
+    let e = rem.approve_remediation(req(decide(&ssh), Some(ADMIN))).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().contains("QUEUED"), "{e:?}");
+    let e = rem.approve_remediation(req(decide("no-such-job"), Some(ADMIN))).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let reject = pb::RejectRemediationRequest { id: passwords.clone(), reason: "handled by the IAM team".into() };
+    let rejected = rem.reject_remediation(req(reject, Some(ADMIN))).await.expect("reject").into_inner();
+    assert_eq!(rejected.state, "REJECTED");
+    let only = rem.list_remediations(req(list(&["rejected"]), Some(ADMIN))).await.expect("list").into_inner();
+    assert_eq!(only.remediations.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [passwords.as_str()]);
+    let e = rem.list_remediations(req(list(&["DONE"]), Some(ADMIN))).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().contains("PENDING_APPROVAL"), "{e:?}");
+
+    // The approved job runs; the rejected one changes nothing.
+    worker.tick().await.expect("tick");
+    let ssh_job = store.get_job(&ssh).await.unwrap().unwrap();
+    assert_eq!(ssh_job.state, JobState::Succeeded, "{ssh_job:#?}");
+    let counters = em.shared().world.read().counters.by_operation.clone();
+    assert!(counters.get("ec2:RevokeSecurityGroupIngress") > before.get("ec2:RevokeSecurityGroupIngress"));
+    assert_eq!(
+        counters.get("iam:UpdateAccountPasswordPolicy"),
+        before.get("iam:UpdateAccountPasswordPolicy"),
+        "the rejected password policy was not set"
+    );
+    assert_eq!(store.get_job(&passwords).await.unwrap().unwrap().state, JobState::Rejected);
+    em.shutdown().await;
+}

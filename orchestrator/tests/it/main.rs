@@ -20,3 +20,5 @@ mod crash;
 mod remediate;
 // Remediation jobs and the audit log: idempotency, leases, approvals, retries, breaker, crashes.
 mod jobs;
+// The closed loop on the demo org: binding, dispatch, worker, Security Hub marked, score up.
+mod closed_loop;

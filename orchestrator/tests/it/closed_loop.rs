@@ -1,0 +1,165 @@
+//! The closed loop against the emulator's demo organization: a binding matches a collected
+//! finding, the dispatcher enqueues a job, a worker plans, executes and verifies it through the
+//! member role, the finding is marked in Security Hub, and the next sync raises the score.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_sdk_securityhub::types::{AwsSecurityFindingFilters, StringFilter, StringFilterComparison};
+use orgsec::binding::{BindingSpec, Mode, Scope};
+use orgsec::dispatch;
+use orgsec::jobs::{JobState, Worker, WorkerConfig};
+use orgsec::notify::Notifier;
+use orgsec::posture;
+use orgsec::remediate::PlaybookRunner;
+use orgsec::score::{ScopeRef, Weights};
+use orgsec::store::{FindingQuery, Store};
+use orgsec_emulator::Emulator;
+use time::OffsetDateTime;
+
+use crate::support::{self, EXTERNAL_ID, admin_aws, sdk_config};
+
+const PROD_WEB: &str = "333333333333";
+const REGION: &str = "us-east-1";
+
+fn web_admin_rules(em: &Emulator) -> Vec<(i64, String)> {
+    let w = orgsec_emulator::admin::state_json(&em.shared().world.read());
+    let rs = w["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["account"] == PROD_WEB && r["region"] == REGION)
+        .cloned()
+        .unwrap();
+    let g = rs["security_groups"].as_array().unwrap().iter().find(|g| g["name"] == "web-admin").unwrap().clone();
+    let mut rules: Vec<(i64, String)> = g["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["from_port"].as_i64().unwrap(), r["source"]["cidr"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    rules.sort();
+    rules
+}
+
+fn binding(name: &str, mode: Mode) -> BindingSpec {
+    BindingSpec {
+        name: name.into(),
+        controls: vec!["EC2.13".into()],
+        playbook: "revoke-public-ingress".into(),
+        mode,
+        scope: Scope { accounts: vec![PROD_WEB.into()], ..Scope::default() },
+        ..BindingSpec::default()
+    }
+}
+
+/// The Security Hub finding `id` as the member account's own administrator reads it.
+async fn security_hub_finding(em: &Emulator, id: &str) -> aws_sdk_securityhub::types::AwsSecurityFinding {
+    let hub = aws_sdk_securityhub::Client::new(&sdk_config(em, PROD_WEB));
+    let filter = StringFilter::builder().value(id).comparison(StringFilterComparison::Equals).build();
+    let out = hub
+        .get_findings()
+        .filters(AwsSecurityFindingFilters::builder().id(filter).build())
+        .send()
+        .await
+        .expect("GetFindings");
+    out.findings().first().cloned().expect("the finding is in Security Hub")
+}
+
+async fn account_score(store: &Store, account: &str) -> f64 {
+    posture::scoreboard(store, Weights::default()).await.expect("scoreboard").score(&ScopeRef::account(account)).score
+}
+
+fn runner(em: &Emulator, store: &Store, external_id: Option<&str>) -> Arc<PlaybookRunner> {
+    Arc::new(PlaybookRunner::new(admin_aws(em, external_id, &[]), store.clone(), Notifier::none()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_auto_binding_for_ec2_13_revokes_ssh_resolves_the_finding_and_raises_the_score() {
+    let em = support::emulator("demo").await;
+    let ts = support::sqlite().await;
+    let store = &ts.store;
+    let accounts = crate::sync::enroll_all(&em, store).await;
+    crate::sync::sync(&em, store, &accounts).await;
+    let q = FindingQuery { controls: vec!["EC2.13".into()], failing: Some(true), ..FindingQuery::default() };
+    let failing = store.findings(&q).await.expect("findings");
+    let ssh: Vec<_> = failing.iter().filter(|f| f.account_id == PROD_WEB).collect();
+    assert_eq!(ssh.len(), 1, "the demo's open SSH rule fails EC2.13 once in {PROD_WEB}: {failing:#?}");
+    let finding = ssh[0].clone();
+    let before = account_score(store, PROD_WEB).await;
+    assert_eq!(
+        web_admin_rules(&em),
+        [(22, "0.0.0.0/0".into()), (443, "10.0.0.0/8".into()), (3389, "0.0.0.0/0".into())]
+    );
+
+    let now = OffsetDateTime::now_utc();
+    store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
+    let report = dispatch::dispatch(store, now).await.expect("dispatch");
+    assert_eq!(report.enqueued.len(), 1, "{report:?}");
+    let again = dispatch::dispatch(store, now).await.expect("dispatch again");
+    assert!(again.enqueued.is_empty() && again.existing == 1, "a finding maps to the job it has: {again:?}");
+
+    let worker = Worker::new(store.clone(), runner(&em, store, Some(EXTERNAL_ID)), WorkerConfig::new("test"));
+    assert_eq!(worker.tick().await.expect("tick"), 1);
+    let job = store.get_job(&report.enqueued[0]).await.expect("job").expect("stored");
+    assert_eq!(job.state, JobState::Succeeded, "{job:#?}");
+
+    // Only the world-open SSH rule went; RDP and the private rule stay.
+    assert_eq!(web_admin_rules(&em), [(443, "10.0.0.0/8".into()), (3389, "0.0.0.0/0".into())]);
+    let sh = security_hub_finding(&em, &finding.id).await;
+    assert_eq!(sh.compliance().and_then(|c| c.status()).map(|s| s.as_str()), Some("PASSED"));
+    assert_eq!(sh.workflow().and_then(|w| w.status()).map(|s| s.as_str()), Some("RESOLVED"));
+    let note = sh.note().and_then(|n| n.text()).unwrap_or_default().to_string();
+    assert!(
+        note.starts_with(&format!("[orgsec] revoke-public-ingress (job {})", job.id)) && note.contains("22"),
+        "the note names the playbook, the job and what changed: {note}"
+    );
+
+    // The next sync brings the fix into the store, and the account's score rises.
+    crate::sync::sync(&em, store, &accounts).await;
+    let after = account_score(store, PROD_WEB).await;
+    assert!(after > before, "the score rises: {before} -> {after}");
+    let still = store.findings(&q).await.expect("findings");
+    assert!(still.iter().all(|f| f.uid != finding.uid), "the finding passes now");
+    let third = dispatch::dispatch(store, OffsetDateTime::now_utc()).await.expect("dispatch");
+    assert!(third.enqueued.is_empty(), "nothing left to remediate: {third:?}");
+
+    // The audit trail holds every step, in order.
+    let trail: Vec<String> =
+        store.audit_records_for_job(&job.id).await.expect("audit").into_iter().map(|r| r.action).collect();
+    assert_eq!(trail, ["job.enqueued", "job.planned", "job.executed", "job.succeeded"], "{trail:?}");
+}
+
+/// Mutation counters by operation, without AssumeRole (which changes nothing in an account).
+fn mutations(em: &Emulator) -> BTreeMap<String, u64> {
+    let w = em.shared().world.read();
+    w.counters.by_operation.iter().filter(|(op, _)| *op != "sts:AssumeRole").map(|(k, v)| (k.clone(), *v)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_right_external_id_the_job_fails_naming_the_role_and_nothing_changes() {
+    let em = support::emulator("demo").await;
+    for external_id in [None, Some("not-the-one")] {
+        let ts = support::sqlite().await;
+        let store = &ts.store;
+        let accounts = crate::sync::enroll_all(&em, store).await;
+        crate::sync::sync(&em, store, &accounts).await;
+        let now = OffsetDateTime::now_utc();
+        store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
+        let report = dispatch::dispatch(store, now).await.expect("dispatch");
+        assert_eq!(report.enqueued.len(), 1, "{report:?}");
+        let before = mutations(&em);
+
+        let worker = Worker::new(store.clone(), runner(&em, store, external_id), WorkerConfig::new("test"));
+        worker.tick().await.expect("tick");
+        let job = store.get_job(&report.enqueued[0]).await.expect("job").expect("stored");
+        assert_eq!(job.state, JobState::Failed, "{external_id:?}: a refused role is not retried: {job:#?}");
+        let error = job.error.unwrap_or_default();
+        assert!(
+            error.contains("arn:aws:iam::333333333333:role/OrgSecRemediationRole") && error.contains("ExternalId"),
+            "{external_id:?}: the error names the role and what to check: {error}"
+        );
+        assert_eq!(mutations(&em), before, "{external_id:?}: nothing was mutated");
+        assert_eq!(web_admin_rules(&em).len(), 3);
+    }
+}
