@@ -230,8 +230,8 @@ async fn enroll_sync_score_priorities_and_findings_from_the_command_line() {
     assert!(first["control_id"].is_string() && first["improvement_potential"].as_f64().is_some_and(|p| p > 0.0));
     assert!(first["failing_resources"].as_u64().is_some_and(|n| n > 0), "{first}");
     assert!(matches!(first["severity"].as_str(), Some("HIGH" | "CRITICAL")), "{first}");
-    // The demo's open SSH/RDP group: the demo enables FSBP and CIS 3.0, which report it as
-    // EC2.19 (EC2.13 is CIS 1.2's; the collection test adds its Config rule and sees it too).
+    // The demo's open SSH/RDP group fails EC2.19 (critical: high-risk ports open to the world)
+    // as well as CIS 1.2's EC2.13 and EC2.14.
     let top3: Vec<&str> =
         priorities.as_array().expect("list").iter().take(3).filter_map(|p| p["control_id"].as_str()).collect();
     assert!(top3.contains(&"EC2.19"), "{priorities}");
@@ -276,4 +276,173 @@ fn demo_runs_the_loop_on_the_embedded_emulator() {
     assert_eq!(again["org_score"], v["org_score"]);
     let table = orgsec(dir.path(), &["demo", "--dir", "run"], &[], None);
     assert!(table.status.success() && text(&table).contains("Top priorities"), "{}", text(&table));
+}
+
+/// `orgsec serve` in `dir` with `env`; returns the child and the API's URL from its ready line.
+fn start_serve(dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--log-format", "json", "serve"]).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::null());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ORGSEC_")) {
+        cmd.env_remove(k);
+    }
+    cmd.env("ORGSEC_DATABASE_URL", format!("sqlite://{}", dir.join("orgsec.db").display()));
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.spawn().expect("spawn orgsec serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+    let url = line.trim().strip_prefix("orgsec API listening on ").map(str::to_string);
+    match url {
+        Some(u) => (child, u),
+        None => {
+            let _ = child.kill();
+            panic!("orgsec serve did not say where it listens: {line:?}");
+        }
+    }
+}
+
+/// Kills the child when dropped, so that a failed assertion leaves no server behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The EC2.13 finding of the demo's web-admin group, as the member's own administrator reads
+/// it: (compliance, workflow, note).
+async fn ssh_finding(em: &orgsec_emulator::Emulator) -> Option<(String, String, String)> {
+    use aws_sdk_securityhub::types::{AwsSecurityFindingFilters, StringFilter, StringFilterComparison};
+    let hub = aws_sdk_securityhub::Client::new(&crate::support::sdk_config(em, "333333333333"));
+    let eq = |v: &str| StringFilter::builder().value(v).comparison(StringFilterComparison::Equals).build();
+    let filters = AwsSecurityFindingFilters::builder().compliance_security_control_id(eq("EC2.13")).build();
+    let out = hub.get_findings().filters(filters).send().await.ok()?;
+    let f = out
+        .findings()
+        .iter()
+        .find(|f| f.resources().iter().any(|r| r.id().is_some_and(|id| id.contains("security-group"))))?;
+    Some((
+        f.compliance().and_then(|c| c.status()).map(|s| s.as_str().to_string()).unwrap_or_default(),
+        f.workflow().and_then(|w| w.status()).map(|s| s.as_str().to_string()).unwrap_or_default(),
+        f.note().and_then(|n| n.text()).unwrap_or_default().to_string(),
+    ))
+}
+
+async fn open_ssh_again(em: &orgsec_emulator::Emulator) {
+    let ec2 = aws_sdk_ec2::Client::new(&crate::support::sdk_config(em, "333333333333"));
+    let groups = ec2
+        .describe_security_groups()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("web-admin").build())
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
+    let id = groups.security_groups()[0].group_id().expect("group id").to_string();
+    ec2.authorize_security_group_ingress()
+        .group_id(id)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("AuthorizeSecurityGroupIngress");
+}
+
+/// Polls `check` every 100 ms until it holds; a generous deadline only guards against a hang
+/// (the time a fix takes is measured by `orgsec-bench remediation`, not asserted here).
+async fn eventually<F, Fut>(what: &str, mut check: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < std::time::Duration::from_secs(120), "gave up waiting: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_remediates_an_auto_binding_and_again_when_the_finding_comes_back() {
+    let em = orgsec_emulator::Emulator::builder().scenario("demo").start().await.expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(
+        d.join("tokens.toml"),
+        format!("[[token]]\nname = \"a\"\nrole = \"admin\"\nsha256 = \"{}\"\n", hash_token("t")),
+    )
+    .expect("tokens");
+    let mut env_owned = aws_env(&em.url());
+    env_owned.extend([
+        ("ORGSEC_TOKENS_FILE", "tokens.toml".to_string()),
+        ("ORGSEC_LISTEN", "127.0.0.1:0".to_string()),
+        ("ORGSEC_SYNC_INTERVAL", "1".to_string()),
+    ]);
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = |args: &[&str], stdin: Option<&str>| orgsec(d, args, &env, stdin);
+
+    assert!(run(&["enroll", "--all"], None).status.success());
+    assert!(run(&["sync"], None).status.success());
+    let scores = json(&run(&["score", "--by", "account", "--output", "json"], None));
+    let before = scores
+        .as_array()
+        .expect("scores")
+        .iter()
+        .find(|s| s["id"] == "333333333333")
+        .and_then(|s| s["score"].as_f64())
+        .expect("account score");
+    assert_eq!(ssh_finding(&em).await.map(|f| f.0), Some("FAILED".to_string()));
+    let binding = r#"{"name": "close-ssh", "controls": ["EC2.13"], "playbook": "revoke-public-ingress",
+                      "mode": "auto", "scope": {"accounts": ["333333333333"]}}"#;
+    assert!(run(&["bindings", "put", "--file", "-"], Some(binding)).status.success());
+
+    let (child, url) = start_serve(d, &env);
+    let _serve = KillOnDrop(child);
+    let resolved = |note_has: &'static str| {
+        let em = &em;
+        move || async move {
+            ssh_finding(em).await.is_some_and(|(c, w, note)| {
+                c == "PASSED"
+                    && w == "RESOLVED"
+                    && note.starts_with("[orgsec] revoke-public-ingress")
+                    && note.contains(note_has)
+            })
+        }
+    };
+    let took = eventually("the open SSH rule is revoked and the finding resolved", resolved("job")).await;
+    eprintln!("first fix {took:?} after serve started");
+
+    // The account's score, as the API serves it, rises once the fix is collected.
+    let score = || {
+        let url = url.clone();
+        async move {
+            let mut r = tonic::Request::new(pb::GetScoreRequest {
+                scope: pb::ScopeKind::Account as i32,
+                id: "333333333333".into(),
+            });
+            r.metadata_mut().insert("authorization", "Bearer t".parse().expect("header"));
+            let Ok(mut client) = pb::posture_service_client::PostureServiceClient::connect(url).await else {
+                return None;
+            };
+            client.get_score(r).await.ok().map(|s| s.into_inner().score)
+        }
+    };
+    eventually("the account's score rises", || async { score().await.is_some_and(|s| s > before) }).await;
+
+    // The rule comes back: the finding fails again, with a new generation, and gets a new job.
+    open_ssh_again(&em).await;
+    assert_eq!(ssh_finding(&em).await.map(|f| f.0), Some("FAILED".to_string()));
+    let took = eventually("the reopened rule is revoked again", resolved("job")).await;
+    eprintln!("second fix {took:?} after the finding came back");
+    let jobs = json(&run(&["remediations", "list", "--output", "json"], None));
+    let jobs = jobs.as_array().expect("jobs");
+    assert_eq!(jobs.len(), 2, "one job per generation of the finding: {jobs:#?}");
+    assert!(jobs.iter().all(|j| j["state"] == "SUCCEEDED"), "{jobs:#?}");
+    em.shutdown().await;
 }
