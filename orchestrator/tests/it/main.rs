@@ -22,3 +22,5 @@ mod remediate;
 mod jobs;
 // The closed loop on the demo org: binding, dispatch, worker, Security Hub marked, score up.
 mod closed_loop;
+// Notifications against local receivers: formats, signatures, retries, dead targets.
+mod notify;
