@@ -133,6 +133,7 @@ struct Services {
     ec2: OnceLock<aws_sdk_ec2::Client>,
     iam: OnceLock<aws_sdk_iam::Client>,
     s3control: OnceLock<aws_sdk_s3control::Client>,
+    s3: OnceLock<aws_sdk_s3::Client>,
 }
 
 /// Builds the client of one service from [`Services`]; `$customize` adjusts its builder.
@@ -189,6 +190,17 @@ impl Clients {
     /// IAM.
     pub fn iam(&self) -> aws_sdk_iam::Client {
         self.services.iam.get_or_init(|| service_client!(&self.services, aws_sdk_iam)).clone()
+    }
+
+    /// S3 buckets' own settings. Against a custom endpoint it addresses buckets by path: the
+    /// default puts the bucket in front of the host name, which an emulator's address lacks.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let s = &self.services;
+        s.s3.get_or_init(|| {
+            let custom = s.base.endpoint_url().is_some();
+            service_client!(s, aws_sdk_s3, |b: aws_sdk_s3::config::Builder| b.force_path_style(custom))
+        })
+        .clone()
     }
 
     /// Account-level S3 settings (Block Public Access). Against a custom endpoint it is pinned
@@ -495,6 +507,7 @@ impl Aws {
                 ec2: OnceLock::new(),
                 iam: OnceLock::new(),
                 s3control: OnceLock::new(),
+                s3: OnceLock::new(),
             }),
         }
     }

@@ -20,6 +20,7 @@
 //! Nothing here knows of jobs, bindings or approvals: callers get [`Clients`] for the target's
 //! account and region (see [`clients_for`]) and call the phases.
 
+mod block_public_bucket;
 mod deactivate_access_key;
 mod ebs_encryption;
 mod enable_guardduty;
@@ -264,6 +265,7 @@ pub(crate) use remediation;
 
 /// Every playbook with code, in name order.
 static REGISTRY: &[&dyn Remediation] = &[
+    &block_public_bucket::BlockPublicBucket,
     &deactivate_access_key::DeactivateAccessKey,
     &ebs_encryption::EnableEbsDefaultEncryption,
     &enable_guardduty::EnableGuardDuty,
@@ -436,6 +438,9 @@ mod tests {
         assert_eq!(names.len(), n);
         assert!(find("revoke-public-ingress").is_some());
         assert!(find("nope").is_none());
+        let without_code: Vec<&str> =
+            playbooks::CATALOGUE.iter().map(|p| p.name).filter(|n| find(n).is_none()).collect();
+        assert!(without_code.is_empty(), "every playbook a binding may name has code: {without_code:?}");
     }
 
     #[test]

@@ -299,6 +299,30 @@ async fn enable_s3_account_bpa_turns_on_all_four_settings() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn block_public_bucket_blocks_the_named_bucket_only() {
+    let em = emulator("demo").await;
+    let public = |em: &Emulator| {
+        world(em)["buckets"].as_array().unwrap().iter().find(|b| b["owner"] == DEV).unwrap()["public"].clone()
+    };
+    assert_eq!(public(&em), true);
+    let name = "orgsec-demo-public-555555555555";
+    let t = Target { control_id: Some("S3.8".into()), ..target(DEV, "AwsS3Bucket", &format!("arn:aws:s3:::{name}")) };
+    let (plan, outcome) = run(&em, "block-public-bucket", &t, Parameters::new()).await;
+    assert_eq!(plan.steps[0].action, "s3:PutBucketPublicAccessBlock");
+    assert!(outcome.changed[0].contains(name), "{outcome:#?}");
+    assert_eq!(public(&em), false, "the bucket is no longer public");
+    assert_ne!(account_state(&em, DEV)["s3_public_access_block"], true, "the account's own settings are untouched");
+
+    // Not a bucket: refused before anything is called.
+    let grant_all = remediate::find("block-public-bucket").unwrap();
+    let aws = admin_aws(&em, Some(EXTERNAL_ID), &[]);
+    let instance = target(DEV, "AwsEc2Instance", "arn:aws:ec2:us-east-1:555555555555:instance/i-1");
+    let c = member(&aws, &instance).await;
+    let e = grant_all.plan(&c, &instance, &Parameters::new()).await.unwrap_err();
+    assert!(matches!(e, RemediationError::Invalid(_)) && e.to_string().contains("needs an S3 bucket"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn enable_guardduty_creates_the_detector() {
     let em = emulator("demo").await;
     assert!(region_state(&em, SANDBOX)["guardduty"].is_null());
