@@ -522,7 +522,7 @@ impl WorkerConfig {
             owner: owner.into(),
             lease_for: Duration::from_secs(60),
             heartbeat_every: Duration::from_secs(15),
-            batch: 8,
+            batch: 32,
             per_account_limit: 2,
             poll_every: Duration::from_secs(2),
             backoff: Backoff::default(),
@@ -573,46 +573,84 @@ impl<R: Runner> Worker<R> {
     }
 
     /// Works until `shutdown` turns true (or its sender is dropped): then leases nothing more,
-    /// finishes the jobs in hand and returns. A failing store is logged and retried after
+    /// finishes the jobs in hand and returns. Keeps up to `batch` jobs in flight, leasing more
+    /// as each one stops (rather than waiting for a whole batch, whose slowest job, backing off
+    /// from throttling, would hold the rest). A failing store is logged and retried after
     /// `poll_every`, never fatal.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        // Each job is its own task: a job in the middle of a store transaction must keep
+        // running while this loop waits for the store itself (to lease), or the two would wait
+        // on each other's lock.
+        let this = Arc::new(self);
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut last_expiry: Option<tokio::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
+                while in_flight.join_next().await.is_some() {}
                 return;
             }
-            let worked = match self.tick().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(owner = %self.config.owner, error = %e, "remediation worker round failed; retrying");
-                    0
+            let free = (this.config.batch as usize).saturating_sub(in_flight.len());
+            if free > 0 {
+                // Approvals expire on the polling interval, not at every lease.
+                if last_expiry.is_none_or(|t| t.elapsed() >= this.config.poll_every) {
+                    last_expiry = Some(tokio::time::Instant::now());
+                    if let Err(e) = expire_approvals(&this.store, this.now()).await {
+                        tracing::warn!(owner = %this.config.owner, error = %e, "cannot expire approvals; retrying");
+                    }
                 }
-            };
-            if worked == 0 {
+                match this.lease(free as u32).await {
+                    Ok(jobs) => {
+                        for job in jobs {
+                            let worker = this.clone();
+                            in_flight.spawn(async move { worker.process(job).await });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(owner = %this.config.owner, error = %e, "remediation worker cannot lease jobs; retrying")
+                    }
+                }
+            }
+            if in_flight.is_empty() {
                 tokio::select! {
-                    _ = tokio::time::sleep(self.config.poll_every) => {}
+                    _ = tokio::time::sleep(this.config.poll_every) => {}
                     changed = shutdown.changed() => if changed.is_err() { return },
                 }
+                continue;
+            }
+            tokio::select! {
+                _ = in_flight.join_next() => {}
+                // Jobs may come due while those in flight wait (on a backoff, say).
+                _ = tokio::time::sleep(this.config.poll_every) => {}
+                changed = shutdown.changed() => if changed.is_err() {
+                    while in_flight.join_next().await.is_some() {}
+                    return;
+                },
             }
         }
     }
 
-    /// One round: expires overdue approvals, leases a batch and drives each job as far as it
-    /// goes now. Returns how many jobs it leased.
-    pub async fn tick(&self) -> Result<usize, JobError> {
+    /// Leases up to `limit` due jobs, skipping accounts whose circuit is open.
+    async fn lease(&self, limit: u32) -> Result<Vec<Job>, JobError> {
         let now = OffsetDateTime::now_utc();
-        expire_approvals(&self.store, now).await?;
         let skip = self.breaker.open_accounts(now);
-        let jobs = self
+        Ok(self
             .store
             .lease_jobs(&LeaseRequest {
                 owner: &self.config.owner,
                 now,
                 lease_for: self.config.lease_for,
-                limit: self.config.batch,
+                limit,
                 per_account_limit: self.config.per_account_limit,
                 skip_accounts: &skip,
             })
-            .await?;
+            .await?)
+    }
+
+    /// One round: expires overdue approvals, leases a batch and drives each job as far as it
+    /// goes now. Returns how many jobs it leased.
+    pub async fn tick(&self) -> Result<usize, JobError> {
+        expire_approvals(&self.store, OffsetDateTime::now_utc()).await?;
+        let jobs = self.lease(self.config.batch).await?;
         let n = jobs.len();
         futures_util::future::join_all(jobs.into_iter().map(|job| self.process(job))).await;
         Ok(n)
