@@ -518,3 +518,166 @@ async fn first_sync_killed_on_an_empty_store_is_completed_by_the_next() {
     complete_sync_equals_truth(&org, &dir, &truth, &format!("[seed {seed}] after the first sync was killed")).await;
     org.em.shutdown().await;
 }
+
+/// The generated organization the remediation crash test fixes: about 500 security groups
+/// with a high-risk port open to the world (EC2.19), across 60 accounts.
+const REMEDIATION_SCENARIO: &str = "generate:accounts=60,resources=84,seed=7";
+
+/// Every security group with a rule open to 0.0.0.0/0, as (group id, its rules' count).
+fn world_open_groups(em: &Emulator) -> BTreeSet<String> {
+    let w = orgsec_emulator::admin::state_json(&em.shared().world.read());
+    let mut out = BTreeSet::new();
+    for rs in w["regions"].as_array().expect("regions") {
+        for g in rs["security_groups"].as_array().into_iter().flatten() {
+            let open = g["ingress"].as_array().into_iter().flatten().any(|r| r["source"]["cidr"] == "0.0.0.0/0");
+            if open {
+                out.insert(g["id"].as_str().expect("group id").to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Starts `orgsec serve` in `dir` and kills it with SIGKILL after `delay` (it never ends by
+/// itself). Its log goes to `log`.
+async fn serve_killed_after(dir: &Path, env: &[(&'static str, String)], delay: Duration, log: &Path) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(log).expect("create the server's log"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ORGSEC_")) {
+        cmd.env_remove(k);
+    }
+    cmd.env("ORGSEC_DATABASE_URL", db_url(dir));
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut child = cmd.spawn().expect("spawn orgsec serve");
+    let started = Instant::now();
+    while started.elapsed() < delay {
+        if let Some(status) = child.try_wait().expect("poll orgsec serve") {
+            panic!("orgsec serve stopped by itself ({status}):\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().expect("kill orgsec serve");
+    child.wait().expect("reap orgsec serve");
+}
+
+/// The jobs in the store, by state.
+async fn job_states(dir: &Path) -> std::collections::BTreeMap<String, usize> {
+    let store = open(dir).await;
+    let jobs =
+        store.list_jobs(&orgsec::store::JobFilter { limit: Some(100_000), ..Default::default() }).await.expect("jobs");
+    store.close().await;
+    let mut by = std::collections::BTreeMap::new();
+    for j in jobs {
+        *by.entry(j.state.to_string()).or_default() += 1;
+    }
+    by
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_again_and_again_remediates_each_finding_exactly_once() {
+    let mut rng = Rng::new("serve_killed_again_and_again_remediates_each_finding_exactly_once");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let em = Emulator::builder().scenario(REMEDIATION_SCENARIO).rate_limits(false).start().await.expect("emulator");
+    std::fs::write(
+        d.join("tokens.toml"),
+        format!("[[token]]\nname = \"a\"\nrole = \"admin\"\nsha256 = \"{}\"\n", orgsec::auth::hash_token("t")),
+    )
+    .expect("tokens");
+    let mut env = aws_env(&em.url());
+    env.extend([
+        ("ORGSEC_TOKENS_FILE", "tokens.toml".to_string()),
+        ("ORGSEC_LISTEN", "127.0.0.1:0".to_string()),
+        ("ORGSEC_SYNC_INTERVAL", "1".to_string()),
+    ]);
+    for args in [&["enroll", "--all"][..], &["sync"][..]] {
+        let out = run(d, args, &env).await;
+        assert!(out.status.success(), "orgsec {args:?}: {}", text(&out));
+    }
+    let open_before = world_open_groups(&em);
+    let store = open(d).await;
+    let q = FindingQuery { controls: vec!["EC2.19".into()], failing: Some(true), ..FindingQuery::default() };
+    let failing = store.findings(&q).await.expect("findings").len();
+    store.close().await;
+    assert!(failing >= 500, "the scenario should give at least 500 remediations, it gives {failing}");
+    assert_eq!(failing, open_before.len(), "one EC2.19 finding per world-open group");
+
+    let binding = std::env::temp_dir().join(format!("orgsec-crash-binding-{}.json", std::process::id()));
+    std::fs::write(
+        &binding,
+        r#"{"name": "close-risky-ports", "controls": ["EC2.19"], "playbook": "revoke-public-ingress", "mode": "auto"}"#,
+    )
+    .expect("binding file");
+    let put = run(d, &["bindings", "put", "--file", binding.to_str().expect("path")], &env).await;
+    let _ = std::fs::remove_file(&binding);
+    assert!(put.status.success(), "{}", text(&put));
+
+    // From here on, 10% of calls are throttled and 2% fail with a 5xx, everywhere.
+    em.shared().faults.lock().rules = vec![FaultRule { throttle: 0.10, error: 0.02, ..FaultRule::default() }];
+    let log = d.join("serve.log");
+    let started = Instant::now();
+    let final_jobs = |states: &std::collections::BTreeMap<String, usize>| {
+        ["SUCCEEDED", "FAILED", "REJECTED", "EXPIRED"]
+            .iter()
+            .map(|s| states.get(*s).copied().unwrap_or(0))
+            .sum::<usize>()
+    };
+    // Killed at random points, again and again...
+    let kills = 15;
+    for _ in 0..kills {
+        serve_killed_after(d, &env, Duration::from_secs_f64(rng.between(0.3, 5.0)), &log).await;
+    }
+    // ...then left to finish (jobs the last kills held are taken over when their leases run out).
+    let mut child = {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").current_dir(d).stdin(Stdio::null()).stdout(Stdio::null());
+        cmd.stderr(File::create(&log).expect("log"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ORGSEC_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("ORGSEC_DATABASE_URL", db_url(d));
+        cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd.spawn().expect("spawn orgsec serve")
+    };
+    loop {
+        let states = job_states(d).await;
+        if final_jobs(&states) >= failing {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(900) || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "seed {}: after {kills} kills, {} of {failing} remediations done: {states:?}\n{}",
+                rng.seed,
+                states.get("SUCCEEDED").copied().unwrap_or(0),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    child.kill().expect("stop orgsec serve");
+    child.wait().expect("reap orgsec serve");
+    em.shared().faults.lock().rules.clear();
+    println!("{failing} remediations through {kills} kills in {:?}", started.elapsed());
+
+    let states = job_states(d).await;
+    assert_eq!(states.get("SUCCEEDED").copied(), Some(failing), "seed {}: every job succeeded: {states:?}", rng.seed);
+    assert_eq!(states.values().sum::<usize>(), failing, "seed {}: one job per finding: {states:?}", rng.seed);
+    let counters = em.shared().world.read().counters.by_resource.clone();
+    let revoked: std::collections::BTreeMap<&str, u64> = counters
+        .iter()
+        .filter(|((op, _), _)| op == "ec2:RevokeSecurityGroupIngress")
+        .map(|((_, group), n)| (group.as_str(), *n))
+        .collect();
+    let twice: Vec<_> = revoked.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "seed {}: groups revoked more than once: {twice:?}", rng.seed);
+    let revoked: BTreeSet<String> = revoked.keys().map(|g| g.to_string()).collect();
+    assert_eq!(revoked, open_before, "seed {}: exactly the world-open groups were revoked", rng.seed);
+    assert!(world_open_groups(&em).is_empty(), "no group is open to the world any more");
+    em.shutdown().await;
+}
