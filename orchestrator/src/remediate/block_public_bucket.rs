@@ -6,16 +6,12 @@ use aws_sdk_s3::types::PublicAccessBlockConfiguration;
 use serde_json::json;
 
 use super::Remediation as _;
+use super::bpa::{Settings, all_on, describe, from_flags};
 use super::{Outcome, Parameters, Plan, RemediationError, Target, Verified, code, failed, plan_of, step};
 use crate::aws::Clients;
 
 pub(crate) struct BlockPublicBucket;
 super::remediation!(BlockPublicBucket, "block-public-bucket");
-
-/// The four settings, in the order AWS lists them; `None` when the bucket has no configuration.
-type Settings = Option<[bool; 4]>;
-
-const NAMES: [&str; 4] = ["BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"];
 
 /// The bucket a finding names: `arn:<partition>:s3:::name`, or a bare name.
 fn bucket_of(t: &Target) -> Result<String, RemediationError> {
@@ -40,30 +36,16 @@ fn bucket_of(t: &Target) -> Result<String, RemediationError> {
 async fn read(c: &Clients, bucket: &str) -> Result<Settings, RemediationError> {
     match c.s3().get_public_access_block().bucket(bucket).send().await {
         Ok(out) => Ok(out.public_access_block_configuration().map(|b| {
-            [
-                b.block_public_acls().unwrap_or(false),
-                b.ignore_public_acls().unwrap_or(false),
-                b.block_public_policy().unwrap_or(false),
-                b.restrict_public_buckets().unwrap_or(false),
-            ]
+            from_flags([
+                b.block_public_acls(),
+                b.ignore_public_acls(),
+                b.block_public_policy(),
+                b.restrict_public_buckets(),
+            ])
         })),
         Err(e) if code(&e) == "NoSuchPublicAccessBlockConfiguration" => Ok(None),
         Err(e) if code(&e) == "NoSuchBucket" => Err(RemediationError::NotFound(format!("bucket {bucket}"))),
         Err(e) => Err(failed(c, "s3:GetBucketPublicAccessBlock", &e)),
-    }
-}
-
-fn all_on(s: Settings) -> bool {
-    s.is_some_and(|s| s.iter().all(|on| *on))
-}
-
-fn describe(s: Settings) -> String {
-    match s {
-        None => "no Block Public Access configuration".into(),
-        Some(s) => {
-            let off: Vec<&str> = NAMES.iter().zip(s).filter(|(_, on)| !on).map(|(n, _)| *n).collect();
-            if off.is_empty() { "all four settings on".into() } else { format!("off: {}", off.join(", ")) }
-        }
     }
 }
 

@@ -21,6 +21,7 @@
 //! account and region (see [`clients_for`]) and call the phases.
 
 mod block_public_bucket;
+mod bpa;
 mod deactivate_access_key;
 mod ebs_encryption;
 mod enable_guardduty;

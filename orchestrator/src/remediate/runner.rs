@@ -174,12 +174,7 @@ impl PlaybookRunner {
     /// What a job's outcome tells people and Security Hub; see the module's documentation.
     async fn report_outcome(self, job: Job) {
         let finding = self.store.finding(&job.finding_uid).await.ok().flatten();
-        let changed = job
-            .result
-            .as_deref()
-            .and_then(|r| serde_json::from_str::<Outcome>(r).ok())
-            .map(|o| o.changed)
-            .unwrap_or_default();
+        let changed = changes(&job);
         let failed_after_change = job.state == JobState::Failed && job.step == Step::Executed;
         if failed_after_change {
             let error = job.error.clone().unwrap_or_default();
@@ -217,6 +212,11 @@ fn run_error(e: RemediationError) -> RunError {
         RemediationError::AccessDenied { .. } | RemediationError::NotFound(_) | RemediationError::Invalid(_) => false,
     };
     RunError { message: e.to_string(), retryable }
+}
+
+/// What the job's execute step changed, one line each (none before it ran).
+fn changes(job: &Job) -> Vec<String> {
+    job.result.as_deref().and_then(|r| serde_json::from_str::<Outcome>(r).ok()).map(|o| o.changed).unwrap_or_default()
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -264,12 +264,7 @@ impl Runner for PlaybookRunner {
         if !verified.ok {
             return Ok(Verification::NotFixed(verified.observed));
         }
-        let changed = job
-            .result
-            .as_deref()
-            .and_then(|r| serde_json::from_str::<Outcome>(r).ok())
-            .map(|o| o.changed)
-            .unwrap_or_default();
+        let changed = changes(job);
         let what = if changed.is_empty() { "nothing needed changing".to_string() } else { changed.join("; ") };
         let note = format!("[orgsec] {} (job {}): {what}. Verified: {}", job.playbook, job.id, verified.observed);
         self.mark(&finding, WorkflowStatus::Resolved, &note).await.map_err(RunError::retryable)?;

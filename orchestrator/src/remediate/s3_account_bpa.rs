@@ -5,43 +5,25 @@ use aws_sdk_s3control::types::PublicAccessBlockConfiguration;
 use serde_json::json;
 
 use super::Remediation as _;
+use super::bpa::{Settings, all_on, describe, from_flags};
 use super::{Outcome, Parameters, Plan, RemediationError, Target, Verified, code, failed, plan_of, step};
 use crate::aws::Clients;
 
 pub(crate) struct EnableS3AccountBpa;
 super::remediation!(EnableS3AccountBpa, "enable-s3-account-bpa");
 
-/// The four settings, in the order AWS lists them; `None` when the account has no configuration.
-type Settings = Option<[bool; 4]>;
-
-const NAMES: [&str; 4] = ["BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"];
-
 async fn read(c: &Clients) -> Result<Settings, RemediationError> {
     match c.s3control().get_public_access_block().account_id(&c.account_id).send().await {
         Ok(out) => Ok(out.public_access_block_configuration().map(|b| {
-            [
-                b.block_public_acls().unwrap_or(false),
-                b.ignore_public_acls().unwrap_or(false),
-                b.block_public_policy().unwrap_or(false),
-                b.restrict_public_buckets().unwrap_or(false),
-            ]
+            from_flags([
+                b.block_public_acls(),
+                b.ignore_public_acls(),
+                b.block_public_policy(),
+                b.restrict_public_buckets(),
+            ])
         })),
         Err(e) if code(&e) == "NoSuchPublicAccessBlockConfiguration" => Ok(None),
         Err(e) => Err(failed(c, "s3:GetAccountPublicAccessBlock", &e)),
-    }
-}
-
-fn all_on(s: Settings) -> bool {
-    s.is_some_and(|s| s.iter().all(|on| *on))
-}
-
-fn describe(s: Settings) -> String {
-    match s {
-        None => "no account-level Block Public Access configuration".into(),
-        Some(s) => {
-            let off: Vec<&str> = NAMES.iter().zip(s).filter(|(_, on)| !on).map(|(n, _)| *n).collect();
-            if off.is_empty() { "all four settings on".into() } else { format!("off: {}", off.join(", ")) }
-        }
     }
 }
 
