@@ -79,7 +79,7 @@ impl fmt::Debug for TargetSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TargetSettings")
             .field("kind", &self.kind)
-            .field("url", &self.url)
+            .field("url", &redact(&self.url))
             .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
             .field("secret_env", &self.secret_env)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
@@ -287,7 +287,7 @@ impl Notifier {
             };
             match tokio::time::timeout(ATTEMPT_TIMEOUT, client.request(req)).await {
                 Err(_) => last = format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
-                Ok(Err(e)) => last = format!("cannot reach {}: {e}", t.url),
+                Ok(Err(e)) => last = format!("cannot reach {}: {e}", redact(&t.url.to_string())),
                 Ok(Ok(resp)) => {
                     let status = resp.status();
                     let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -295,7 +295,7 @@ impl Notifier {
                         return (attempt, None);
                     }
                     let text = String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
-                    last = format!("{} answered {status}: {text}", t.url);
+                    last = format!("{} answered {status}: {text}", redact(&t.url.to_string()));
                     if !(status.is_server_error() || status.as_u16() == 429) {
                         return (attempt, Some(last));
                     }
@@ -329,6 +329,18 @@ fn https_connector() -> Result<hyper_rustls::HttpsConnector<HttpConnector>, Stri
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_or_http().enable_http1().build())
+}
+
+/// A target's URL as logs and errors show it: scheme, host and port only. A Slack webhook's
+/// path is its secret, and a webhook's query may hold one.
+fn redact(url: &str) -> String {
+    match url.parse::<hyper::Uri>() {
+        Ok(u) => match (u.scheme_str(), u.authority()) {
+            (Some(scheme), Some(authority)) => format!("{scheme}://{authority}/..."),
+            _ => "<url>".to_string(),
+        },
+        Err(_) => "<url>".to_string(),
+    }
 }
 
 /// The request that delivers `event` to `t`.
@@ -454,5 +466,9 @@ mod tests {
         };
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("tok\""), "{shown}");
+        let slack =
+            TargetSettings { kind: Kind::Slack, url: "https://hooks.slack.com/services/T0/B0/SECRET".into(), ..s };
+        let shown = format!("{slack:?}");
+        assert!(shown.contains("hooks.slack.com") && !shown.contains("SECRET"), "{shown}");
     }
 }
