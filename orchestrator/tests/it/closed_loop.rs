@@ -163,3 +163,81 @@ async fn without_the_right_external_id_the_job_fails_naming_the_role_and_nothing
         assert_eq!(web_admin_rules(&em).len(), 3);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn isolate_instance_on_the_crypto_mining_finding_waits_for_approval_and_leaves_a_complete_trail() {
+    let em = support::emulator("demo").await;
+    let ts = support::sqlite().await;
+    let store = &ts.store;
+    let accounts = crate::sync::enroll_all(&em, store).await;
+    crate::sync::sync(&em, store, &accounts).await;
+    let now = OffsetDateTime::now_utc();
+    let spec = BindingSpec {
+        name: "quarantine-miners".into(),
+        finding_types: vec!["CryptoCurrency:EC2/".into()],
+        playbook: "isolate-instance".into(),
+        mode: Mode::Approve,
+        ..BindingSpec::default()
+    };
+    store.put_binding(&spec, "test", now).await.expect("binding");
+    let report = dispatch::dispatch(store, now).await.expect("dispatch");
+    assert_eq!(
+        report.enqueued.len(),
+        1,
+        "one job for the one mining instance, whichever sources report it: {report:?}"
+    );
+    let id = report.enqueued[0].clone();
+
+    let worker = Worker::new(store.clone(), runner(&em, store, Some(EXTERNAL_ID)), WorkerConfig::new("test"));
+    let before = mutations(&em);
+    worker.tick().await.expect("tick");
+    let job = store.get_job(&id).await.expect("job").expect("stored");
+    assert_eq!(job.state, JobState::PendingApproval, "{job:#?}");
+    assert_eq!(mutations(&em), before, "nothing changes before approval");
+
+    orgsec::jobs::approve(store, &id, "secops-lead", OffsetDateTime::now_utc()).await.expect("approve");
+    worker.tick().await.expect("tick");
+    let job = store.get_job(&id).await.expect("job").expect("stored");
+    assert_eq!(job.state, JobState::Succeeded, "{job:#?}");
+    let after = mutations(&em);
+    for op in [
+        "ec2:CreateSnapshot",
+        "ec2:ModifyInstanceAttribute",
+        "ec2:DisassociateIamInstanceProfile",
+        "ec2:CreateSecurityGroup",
+        "ec2:CreateTags",
+    ] {
+        assert!(after.get(op) > before.get(op), "{op} was called: {after:#?}");
+    }
+
+    let trail = store.audit_records_for_job(&id).await.expect("audit");
+    let actions: Vec<&str> = trail.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["job.enqueued", "job.planned", "job.pending_approval", "job.approved", "job.executed", "job.succeeded"]
+    );
+    let approved = trail.iter().find(|r| r.action == "job.approved").expect("approval recorded");
+    assert_eq!(approved.actor, "secops-lead", "the trail names who approved");
+    let executed = trail.iter().find(|r| r.action == "job.executed").expect("execution recorded");
+    let details: serde_json::Value = serde_json::from_str(&executed.details).expect("details are JSON");
+    let steps: Vec<(&str, &str)> = details["result"]["details"]["steps"]
+        .as_array()
+        .map(|a| a.iter().map(|s| (s["step"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or(""))).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        steps,
+        [
+            ("save metadata", "saved"),
+            ("snapshot volumes", "done"),
+            ("enable termination protection", "done"),
+            ("detach instance profile", "done"),
+            ("move to quarantine group", "done"),
+            ("tag instance", "done"),
+        ],
+        "every step of the runbook is in the trail"
+    );
+    assert!(
+        details["result"]["details"]["metadata"]["instance_id"].is_string(),
+        "the saved metadata is kept: {details:#}"
+    );
+}
