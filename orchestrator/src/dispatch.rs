@@ -9,7 +9,9 @@
 //! controls or its type one of the binding's finding types (exact, or under a prefix ending in
 //! `/`), and its account lies in the binding's scope: one of the scope's accounts or under one
 //! of its OUs (either list empty: no restriction by place; both empty: the whole organization),
-//! with every tag of the scope among the account's tags.
+//! with every tag of the scope among the account's tags. When several sources report one check
+//! (a Config rule and its Security Hub control), the binding gets one job, for Security Hub's
+//! finding when there is one: one fix, one job.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -17,6 +19,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::binding::{self, Binding, Scope};
+use crate::finding::Source;
 use crate::jobs::{self, DEFAULT_MAX_ATTEMPTS, JobError, NewJob};
 use crate::store::{AccountRecord, Store};
 
@@ -31,7 +34,7 @@ const PAGE: u32 = 500;
 pub struct DispatchReport {
     /// Bindings read.
     pub bindings: usize,
-    /// (finding, binding) pairs that matched, in scope.
+    /// (check, binding) pairs that matched, in scope.
     pub matched: usize,
     /// Jobs created now, by id.
     pub enqueued: Vec<String>,
@@ -90,10 +93,19 @@ async fn dispatch_binding(
     report: &mut DispatchReport,
 ) -> Result<(), JobError> {
     let spec = &b.spec;
-    let findings = store.failing_findings(&spec.controls, &spec.finding_types).await?;
+    let mut findings = store.failing_findings(&spec.controls, &spec.finding_types).await?;
     if findings.is_empty() {
         return Ok(());
     }
+    // One finding per check, Security Hub's first.
+    findings.sort_by(|a, b| {
+        (&a.check_key, a.source != Source::SecurityHub, &a.uid).cmp(&(
+            &b.check_key,
+            b.source != Source::SecurityHub,
+            &b.uid,
+        ))
+    });
+    findings.dedup_by(|later, first| later.check_key == first.check_key);
     let known: HashSet<String> = store.job_ids_of_binding(&spec.name).await?.into_iter().collect();
     for f in findings {
         if !in_scope(&spec.scope, &f.account_id, accounts.get(&f.account_id)) {

@@ -220,10 +220,12 @@ pub struct FailingFinding {
     pub finding_type: Option<String>,
     /// When it last started failing (its generation): a job is keyed by it.
     pub failing_since: i64,
+    /// What it checks: two sources reporting one check share it.
+    pub check_key: String,
 }
 
-/// A [`FailingFinding`] as read: uid, source, account, region, control, type, generation.
-type FailingRow = (String, String, String, String, Option<String>, Option<String>, i64);
+/// A [`FailingFinding`] as read: uid, source, account, region, control, type, generation, check.
+type FailingRow = (String, String, String, String, Option<String>, Option<String>, i64, String);
 
 /// What scoring needs of one stored finding.
 #[derive(Debug, Clone, PartialEq)]
@@ -686,7 +688,7 @@ impl Store {
         let rows: Vec<FailingRow> = with_pool!(self, p => {
             let mut b = sqlx::QueryBuilder::new(
                 "SELECT uid, source, account_id, region, control_id, finding_type, \
-                 COALESCE(failing_since, updated_at) FROM findings WHERE failing AND (1 = 0",
+                 COALESCE(failing_since, updated_at), check_key FROM findings WHERE failing AND (1 = 0",
             );
             if !controls.is_empty() {
                 b.push(" OR control_id IN (");
@@ -716,9 +718,10 @@ impl Store {
                     .is_some_and(|ft| types.iter().any(|t| t == ft || (t.ends_with('/') && ft.starts_with(t.as_str()))))
         };
         let mut out = Vec::with_capacity(rows.len());
-        for (uid, source, account_id, region, control_id, finding_type, failing_since) in rows {
+        for (uid, source, account_id, region, control_id, finding_type, failing_since, check_key) in rows {
             let source = Source::parse(&source).ok_or_else(|| corrupt(&uid, "source", &source))?;
-            let f = FailingFinding { uid, source, account_id, region, control_id, finding_type, failing_since };
+            let f =
+                FailingFinding { uid, source, account_id, region, control_id, finding_type, failing_since, check_key };
             if wanted(&f) {
                 out.push(f);
             }

@@ -241,3 +241,34 @@ async fn isolate_instance_on_the_crypto_mining_finding_waits_for_approval_and_le
         "the saved metadata is kept: {details:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_check_reported_by_two_sources_gets_one_job() {
+    let em = support::emulator("demo").await;
+    // A Config rule that checks what EC2.13 checks, so that Config reports the open SSH rule too.
+    let config = aws_sdk_config::Client::new(&sdk_config(&em, PROD_WEB));
+    let source = aws_sdk_config::types::Source::builder()
+        .owner(aws_sdk_config::types::Owner::Aws)
+        .source_identifier("INCOMING_SSH_DISABLED")
+        .build()
+        .expect("rule source");
+    let rule = aws_sdk_config::types::ConfigRule::builder().config_rule_name("restricted-ssh").source(source).build();
+    config.put_config_rule().config_rule(rule).send().await.expect("put config rule");
+
+    let ts = support::sqlite().await;
+    let store = &ts.store;
+    let accounts = crate::sync::enroll_all(&em, store).await;
+    crate::sync::sync(&em, store, &accounts).await;
+    let q = FindingQuery { controls: vec!["EC2.13".into()], failing: Some(true), ..FindingQuery::default() };
+    let reports: Vec<_> =
+        store.findings(&q).await.expect("findings").into_iter().filter(|f| f.account_id == PROD_WEB).collect();
+    let sources: std::collections::BTreeSet<_> = reports.iter().map(|f| f.source).collect();
+    assert!(sources.len() == 2 && reports.iter().all(|f| f.check_key == reports[0].check_key), "{reports:#?}");
+
+    let now = OffsetDateTime::now_utc();
+    store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
+    let report = dispatch::dispatch(store, now).await.expect("dispatch");
+    assert_eq!(report.enqueued.len(), 1, "{report:?}");
+    let job = store.get_job(&report.enqueued[0]).await.expect("job").expect("stored");
+    assert!(job.finding_uid.starts_with("securityhub|"), "Security Hub's finding is the one remediated: {job:#?}");
+}
