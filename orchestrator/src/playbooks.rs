@@ -316,6 +316,14 @@ pub fn member_role_policy(playbooks: &[&Playbook]) -> serde_json::Value {
         })
         .collect();
     statements.extend(per_playbook);
+    if !playbooks.is_empty() {
+        statements.push(serde_json::json!({
+            "Sid": "OrgsecMarkFindings",
+            "Effect": "Allow",
+            "Action": MARK_PERMISSIONS,
+            "Resource": "*",
+        }));
+    }
     serde_json::json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
@@ -330,6 +338,10 @@ pub const COLLECT_PERMISSIONS: &[&str] = &[
     "access-analyzer:ListAnalyzers",
     "access-analyzer:ListFindings",
 ];
+
+/// What remediation does through the member role whatever the playbook: mark the account's
+/// own Security Hub findings RESOLVED (or NOTIFIED) with a note.
+pub const MARK_PERMISSIONS: &[&str] = &["securityhub:BatchUpdateFindings"];
 
 /// What enrollment does through the member role for an account outside the organization:
 /// accept the admin's Security Hub and GuardDuty invitations.
@@ -404,5 +416,9 @@ mod tests {
         assert_eq!(p["Statement"][2]["Sid"], "OrgsecEnableS3AccountBpa");
         assert_eq!(p["Statement"][3]["Action"][1], "iam:UpdateAccountPasswordPolicy");
         assert_eq!(p["Statement"][3]["Resource"], "*");
+        assert_eq!(p["Statement"][4]["Sid"], "OrgsecMarkFindings");
+        assert_eq!(p["Statement"][4]["Action"][0], "securityhub:BatchUpdateFindings");
+        let none = member_role_policy(&[]);
+        assert_eq!(none["Statement"].as_array().unwrap().len(), 2, "no playbook, nothing to mark");
     }
 }

@@ -1,8 +1,9 @@
 //! The jobs engine's [`Runner`] over the real playbooks: each step finds the job's finding in
 //! the store, reaches the finding's account through the member role, and calls the playbook.
 //!
-//! After a verification that the fix holds, the finding is marked in Security Hub (through the
-//! delegated admin, `BatchUpdateFindings`): Workflow RESOLVED, with a note starting `[orgsec]`
+//! After a verification that the fix holds, the finding is marked in Security Hub
+//! (`BatchUpdateFindings`, by the finding's own account through the member role, else by the
+//! delegated admin): Workflow RESOLVED, with a note starting `[orgsec]`
 //! that names the playbook, the job and what changed. This happens inside the verify step, so a
 //! worker that dies before recording the job's success marks it again on the next try
 //! (`BatchUpdateFindings` with the same values changes nothing). A job that fails after its
@@ -17,7 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::{Outcome, Plan, Remediation, RemediationError, Target, clients_for};
-use crate::aws::{AccessError, Aws, describe};
+use crate::aws::{AccessError, Aws, describe, error_code, is_access_denied};
 use crate::finding::{Finding, Source};
 use crate::jobs::{Job, JobState, RunError, Runner, Step, Verification};
 use crate::notify::{Event, Notifier};
@@ -101,17 +102,48 @@ impl PlaybookRunner {
         clients_for(&self.aws, t).await.map_err(run_error)
     }
 
-    /// Marks `finding` in Security Hub with `status` and `note` (through the delegated admin).
-    /// Findings of other sources are not Security Hub's to mark: `Ok(false)`.
+    /// Marks `finding` in Security Hub with `status` and `note`. Findings of other sources are
+    /// not Security Hub's to mark: `Ok(false)`.
+    ///
+    /// The finding's own account marks it, through the member role: Security Hub lets a member
+    /// update its own findings, and each account has its own `BatchUpdateFindings` budget (10
+    /// requests/s), where the delegated admin's one budget would pace every remediation of the
+    /// organization (10,000 findings would take over 16 minutes). A member role without
+    /// `securityhub:BatchUpdateFindings` falls back to the delegated admin.
     async fn mark(&self, finding: &Finding, status: WorkflowStatus, note: &str) -> Result<bool, String> {
         if finding.source != Source::SecurityHub {
             return Ok(false);
         }
+        let target = Target::from_finding(finding);
+        match clients_for(&self.aws, &target).await {
+            Ok(member) => match self.mark_as(&member, finding, status.clone(), note).await {
+                Err(MarkError::Denied(why)) => {
+                    tracing::warn!(
+                        account = %finding.account_id, role = %self.aws.role_arn(&finding.account_id), error = %why,
+                        "the member role may not mark its findings (securityhub:BatchUpdateFindings); marking through the delegated admin"
+                    );
+                }
+                other => return other.map(|()| true).map_err(MarkError::into_message),
+            },
+            Err(e) => tracing::warn!(
+                account = %finding.account_id, error = %e,
+                "cannot reach the member role to mark the finding; marking through the delegated admin"
+            ),
+        }
+        let admin = self.aws.admin(&finding.region);
+        self.mark_as(&admin, finding, status, note).await.map(|()| true).map_err(MarkError::into_message)
+    }
+
+    async fn mark_as(
+        &self,
+        c: &crate::aws::Clients,
+        finding: &Finding,
+        status: WorkflowStatus,
+        note: &str,
+    ) -> Result<(), MarkError> {
         let id = AwsSecurityFindingIdentifier::builder().id(&finding.id).product_arn(&finding.product_arn).build();
         let note = NoteUpdate::builder().text(truncate(note, NOTE_MAX)).updated_by(NOTE_AUTHOR).build();
-        let out = self
-            .aws
-            .admin(&finding.region)
+        let out = c
             .securityhub()
             .batch_update_findings()
             .finding_identifiers(id)
@@ -119,15 +151,18 @@ impl PlaybookRunner {
             .note(note)
             .send()
             .await
-            .map_err(|e| format!("securityhub:BatchUpdateFindings failed: {}", describe(&e)))?;
+            .map_err(|e| {
+                let message = format!("securityhub:BatchUpdateFindings failed in {}: {}", c.account_id, describe(&e));
+                if is_access_denied(error_code(&e)) { MarkError::Denied(message) } else { MarkError::Failed(message) }
+            })?;
         if let Some(u) = out.unprocessed_findings().first() {
-            return Err(format!(
+            return Err(MarkError::Failed(format!(
                 "securityhub:BatchUpdateFindings did not update the finding: {} {}",
                 u.error_code().unwrap_or("-"),
                 u.error_message().unwrap_or("no message")
-            ));
+            )));
         }
-        Ok(true)
+        Ok(())
     }
 
     fn event(
@@ -199,6 +234,20 @@ impl PlaybookRunner {
         let kind = if job.state == JobState::Succeeded { "succeeded" } else { "failed" };
         let event = self.event(&job, finding.as_ref(), kind, changed, job.error.clone());
         self.notifier.send(&targets, &event).await;
+    }
+}
+
+/// Why marking a finding failed: the caller may not (try someone else), or anything else.
+enum MarkError {
+    Denied(String),
+    Failed(String),
+}
+
+impl MarkError {
+    fn into_message(self) -> String {
+        match self {
+            MarkError::Denied(m) | MarkError::Failed(m) => m,
+        }
     }
 }
 

@@ -51,7 +51,11 @@ fn playbooks_print_as_table_json_and_policy() {
     let all = json(&orgsec(dir.path(), &["playbooks", "--output", "json"], &[], None));
     assert_eq!(all.as_array().map(Vec::len), Some(8));
     let policy = json(&orgsec(dir.path(), &["playbooks", "policy", "--all"], &[], None));
-    assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(10), "collection, invitations, 8 playbooks");
+    assert_eq!(
+        policy["Statement"].as_array().map(Vec::len),
+        Some(11),
+        "collection, invitations, 8 playbooks, marking findings"
+    );
     let none = orgsec(dir.path(), &["playbooks", "policy"], &[], None);
     assert!(text(&none).contains("No binding uses a playbook yet"), "{}", text(&none));
     let none = json(&none);

@@ -272,3 +272,42 @@ async fn one_check_reported_by_two_sources_gets_one_job() {
     let job = store.get_job(&report.enqueued[0]).await.expect("job").expect("stored");
     assert!(job.finding_uid.starts_with("securityhub|"), "Security Hub's finding is the one remediated: {job:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_role_that_may_not_mark_findings_falls_back_to_the_delegated_admin() {
+    let em = support::emulator("demo").await;
+    {
+        // The demo's member role in PROD_WEB, less securityhub:BatchUpdateFindings.
+        let mut w = em.shared().world.write();
+        let role = w.accounts.get_mut(PROD_WEB).unwrap().iam.roles.get_mut("OrgSecRemediationRole").expect("role");
+        let mut removed = 0;
+        for policy in role.inline_policies.values_mut() {
+            for st in policy["Statement"].as_array_mut().unwrap() {
+                if let Some(actions) = st["Action"].as_array_mut() {
+                    let n = actions.len();
+                    actions.retain(|a| a != "securityhub:BatchUpdateFindings");
+                    removed += n - actions.len();
+                }
+            }
+        }
+        assert_eq!(removed, 1, "the demo's role grants marking findings once");
+    }
+    let ts = support::sqlite().await;
+    let store = &ts.store;
+    let accounts = crate::sync::enroll_all(&em, store).await;
+    crate::sync::sync(&em, store, &accounts).await;
+    let now = OffsetDateTime::now_utc();
+    store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
+    let report = dispatch::dispatch(store, now).await.expect("dispatch");
+    assert_eq!(report.enqueued.len(), 1, "{report:?}");
+    let job_id = &report.enqueued[0];
+
+    let worker = Worker::new(store.clone(), runner(&em, store, Some(EXTERNAL_ID)), WorkerConfig::new("test"));
+    worker.tick().await.expect("tick");
+    let job = store.get_job(job_id).await.expect("job").expect("stored");
+    assert_eq!(job.state, JobState::Succeeded, "{job:#?}");
+    let finding = store.finding(&job.finding_uid).await.expect("store").expect("the job's finding");
+    let sh = security_hub_finding(&em, &finding.id).await;
+    assert_eq!(sh.workflow().and_then(|w| w.status()).map(|s| s.as_str()), Some("RESOLVED"));
+    assert!(sh.note().and_then(|n| n.text()).unwrap_or_default().starts_with("[orgsec] revoke-public-ingress"));
+}
