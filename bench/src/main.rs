@@ -21,12 +21,18 @@
 //! rate limits on, next to the least time those limits allow and the CPU floor from `ingest`
 //! (see `sync.rs`).
 //!
+//! `orgsec-bench remediation` times 10,000 remediations across 1,000 accounts of a generated
+//! organization under the emulator's published rate limits, next to the least time those limits
+//! allow, and counts AssumeRole calls per account; `orgsec-bench fix-latency` times `orgsec
+//! serve` fixing a finding from the moment it appears (see `remediation.rs`).
+//!
 //! `orgsec-bench dictionary` is not a benchmark: it trains the zstd dictionary the store
 //! compresses finding documents with (see `dictionary.rs`).
 
 mod dictionary;
 mod ingest;
 mod provider;
+mod remediation;
 mod rescoring;
 mod sync;
 
@@ -150,6 +156,35 @@ enum Bench {
         #[arg(long, hide = true)]
         worker: Option<String>,
     },
+    /// Remediations of every EC2.19 finding of a generated organization under the emulator's
+    /// published rate limits, next to the least time the limits allow. Prints a report and a
+    /// JSON line.
+    Remediation {
+        /// Member accounts in the organization.
+        #[arg(long, default_value_t = 1_000)]
+        accounts: usize,
+        /// Resources per account (84 gives about ten world-open security groups each).
+        #[arg(long, default_value_t = 84)]
+        resources: usize,
+        /// Five accounts: finishes in seconds even in a debug build; numbers mean little.
+        #[arg(long)]
+        quick: bool,
+        /// Internal: run the orchestrator's side against the emulator at this URL.
+        #[arg(long, hide = true)]
+        worker: Option<String>,
+    },
+    /// The time from a finding appearing to orgsec serve resolving it, with an auto binding.
+    FixLatency {
+        /// Findings to open and time.
+        #[arg(long, default_value_t = 10)]
+        samples: usize,
+        /// Seconds between rounds of collection (ORGSEC_SYNC_INTERVAL).
+        #[arg(long, default_value_t = 1)]
+        interval: u64,
+        /// Three samples.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 #[derive(Deserialize)]
@@ -188,6 +223,13 @@ fn main() -> anyhow::Result<()> {
                 }
                 None => sync::run(&rt, accounts, findings_per_account, ingest_rate, runs, quick),
             }
+        }
+        Bench::Remediation { accounts, resources, quick, worker } => match worker {
+            Some(url) => remediation::worker(&rt, &url),
+            None => remediation::run(&rt, accounts, resources, quick),
+        },
+        Bench::FixLatency { samples, interval, quick } => {
+            remediation::fix_latency(&rt, if quick { 3 } else { samples }, interval)
         }
     }
 }

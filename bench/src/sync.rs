@@ -64,13 +64,13 @@ use tokio::runtime::Runtime;
 use crate::ingest::{self, TempDir, cpu_by_name, memory_kib, process_cpu, threads_cpu};
 
 /// The delegated admin of every generated organization, which orgsec runs as.
-const ADMIN: &str = "222222222222";
+pub(crate) const ADMIN: &str = "222222222222";
 /// The ExternalId of the generated organization's member role.
-const EXTERNAL_ID: &str = "orgsec-demo";
-const REGION: &str = "us-east-1";
-const SEED: u64 = 7;
+pub(crate) const EXTERNAL_ID: &str = "orgsec-demo";
+pub(crate) const REGION: &str = "us-east-1";
+pub(crate) const SEED: u64 = 7;
 /// The generator's first member account.
-const FIRST_MEMBER: u64 = 300_000_000_000;
+pub(crate) const FIRST_MEMBER: u64 = 300_000_000_000;
 
 /// What the orchestrator's side (the worker) reports to the bench.
 #[derive(Debug, Serialize, Deserialize)]
@@ -406,7 +406,7 @@ pub(crate) fn run(
     Ok(())
 }
 
-fn mib(kib: Option<u64>) -> String {
+pub(crate) fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(|| "not reported".to_string(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
 }
 
@@ -455,18 +455,28 @@ fn resources_for(findings: usize) -> anyhow::Result<usize> {
     Ok(resources.min(10_000))
 }
 
-/// What the worker prints on its own line when the sync starts and when it ends, so that the
-/// bench can measure the emulator's CPU time during the sync alone.
-const SYNC_STARTS: &str = "sync starts";
-const SYNC_ENDS: &str = "sync ends";
+/// What the worker prints on its own line when the timed work starts and when it ends, so that
+/// the bench can measure the emulator's CPU time during it alone.
+pub(crate) const SYNC_STARTS: &str = "sync starts";
+pub(crate) const SYNC_ENDS: &str = "sync ends";
 
 /// Runs the orchestrator's side in a child process pointed at the emulator at `url` with
 /// `args`; returns its report and, for each sync, the CPU time this process (the emulator)
 /// spent while it ran.
 fn run_worker(url: &str, args: &[String]) -> anyhow::Result<(WorkerReport, Vec<Option<Duration>>)> {
+    let (report, emulator_cpu) = run_child("sync", url, args)?;
+    Ok((serde_json::from_str(&report).context("reading the orchestrator's side's report")?, emulator_cpu))
+}
+
+/// Runs this binary's `bench --worker URL ARGS` in a child process whose environment points the
+/// standard AWS chain at the emulator at `url` as the delegated admin, as `orgsec` would be
+/// configured. Returns the child's report (its last line starting with `{`) and, for each
+/// [`SYNC_STARTS`]..[`SYNC_ENDS`] pair it printed, the CPU time this process (the emulator)
+/// spent in between.
+pub(crate) fn run_child(bench: &str, url: &str, args: &[String]) -> anyhow::Result<(String, Vec<Option<Duration>>)> {
     let exe = std::env::current_exe().context("finding this benchmark's own executable")?;
     let mut cmd = Command::new(exe);
-    cmd.args(["sync", "--worker", url])
+    cmd.args([bench, "--worker", url])
         .args(args)
         .env_clear()
         .env("AWS_ACCESS_KEY_ID", format!("AKID{ADMIN}"))
@@ -480,8 +490,10 @@ fn run_worker(url: &str, args: &[String]) -> anyhow::Result<(WorkerReport, Vec<O
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    if let Some(tmp) = std::env::var_os("TMPDIR") {
-        cmd.env("TMPDIR", tmp);
+    for var in ["TMPDIR", "RUST_LOG"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
     }
     let mut child = cmd.spawn().context("starting the orchestrator's side")?;
     let stdout = child.stdout.take().context("the orchestrator's side has no output")?;
@@ -500,8 +512,7 @@ fn run_worker(url: &str, args: &[String]) -> anyhow::Result<(WorkerReport, Vec<O
     if !status.success() {
         bail!("the orchestrator's side failed ({status})");
     }
-    let report = report.context("the orchestrator's side printed no report")?;
-    Ok((serde_json::from_str(&report).context("reading the orchestrator's side's report")?, emulator_cpu))
+    Ok((report.context("the orchestrator's side printed no report")?, emulator_cpu))
 }
 
 /// The orchestrator's side: enroll every account at the emulator at `url`, then `runs` times:
@@ -549,7 +560,7 @@ pub(crate) fn worker(rt: &Runtime, url: &str, floor: Floor, runs: usize) -> anyh
 /// Enrolls every account into a store in `dir`, closes it and returns the AWS access (its
 /// member credentials cached), the accounts to read, how long enrollment took, and the store's
 /// file.
-async fn enroll_all(dir: &Path) -> anyhow::Result<(Aws, Vec<String>, f64, PathBuf)> {
+pub(crate) async fn enroll_all(dir: &Path) -> anyhow::Result<(Aws, Vec<String>, f64, PathBuf)> {
     let mut settings = Settings::load(&dir.join("orgsec.toml"), false, |_| None)?;
     let db = dir.join("orgsec.db");
     settings.database_url = format!("sqlite://{}", db.display());
@@ -646,7 +657,7 @@ fn remove_db(db: &Path) {
 }
 
 /// Prints one line for the bench and flushes it at once.
-fn say(line: &str) -> anyhow::Result<()> {
+pub(crate) fn say(line: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()?;
@@ -655,7 +666,7 @@ fn say(line: &str) -> anyhow::Result<()> {
 
 /// Turns the emulator's published rate limits on (`PUT /_emulator/rate-limits`), every token
 /// bucket full, as the bound assumes.
-async fn enable_rate_limits(url: &str) -> anyhow::Result<()> {
+pub(crate) async fn enable_rate_limits(url: &str) -> anyhow::Result<()> {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let req = hyper::Request::builder()
         .method("PUT")

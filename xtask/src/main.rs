@@ -41,6 +41,14 @@ fn main() -> anyhow::Result<()> {
                 "sync benchmark (quick mode)",
                 &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "sync", "--quick"],
             )?;
+            step(
+                "remediation benchmark (quick mode)",
+                &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "remediation", "--quick"],
+            )?;
+            step(
+                "fix latency benchmark (quick mode)",
+                &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "fix-latency", "--quick"],
+            )?;
             // Uses the debug provider and the Terraform that the acceptance step built and installed.
             step(
                 "provider benchmark (quick mode)",
@@ -62,6 +70,14 @@ fn main() -> anyhow::Result<()> {
             step(
                 "sync of 200 accounts under rate limits (release)",
                 &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "sync"],
+            )?;
+            step(
+                "10,000 remediations across 1,000 accounts (release)",
+                &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "remediation"],
+            )?;
+            step(
+                "fix latency of orgsec serve (release)",
+                &["cargo", "run", "--locked", "--release", "-q", "-p", "orgsec-bench", "--", "fix-latency"],
             )?;
             // The provider benchmark runs the provider built with its own profile.
             step(
