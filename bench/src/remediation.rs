@@ -510,6 +510,7 @@ async fn fix_latency_samples(samples: usize, interval: u64) -> anyhow::Result<Ve
         store: store.clone(),
         posture: orgsec::posture::SharedPosture::default(),
         metrics: Arc::new(Metrics::new()),
+        monitor: Arc::new(orgsec::monitor::Monitor::new(store.clone(), 0)),
     };
     rounds.round().await?;
     let binding = BindingSpec {

@@ -19,6 +19,7 @@ pub mod enroll;
 pub mod finding;
 pub mod jobs;
 pub mod metrics;
+pub mod monitor;
 pub mod normalize;
 pub mod notify;
 pub mod playbooks;

@@ -140,6 +140,19 @@ enum Command {
         #[command(subcommand)]
         command: RemediationsCommand,
     },
+    /// The monitor's change log, newest first: remediations, resources that appeared or went
+    /// away, checks that started failing, and full assessments (`orgsec serve` records them).
+    Changes {
+        /// Only these kinds (repeatable): remediation, resource_new, resource_deleted,
+        /// check_failing, assessment.
+        #[arg(long, value_name = "KIND", value_parser = parse_change_kind)]
+        kind: Vec<orgsec::monitor::ChangeKind>,
+        /// Only changes at or after this time (RFC 3339, such as 2026-11-23T09:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        since: Option<time::OffsetDateTime>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// The playbook catalogue; `policy` prints the member role's IAM policy.
     Playbooks {
         #[command(subcommand)]
@@ -164,6 +177,18 @@ enum By {
 fn parse_source(s: &str) -> Result<Source, String> {
     Source::parse(s)
         .ok_or_else(|| format!("unknown source {s:?}: use securityhub, guardduty, config or access-analyzer"))
+}
+
+fn parse_change_kind(s: &str) -> Result<orgsec::monitor::ChangeKind, String> {
+    orgsec::monitor::ChangeKind::parse(s).ok_or_else(|| {
+        let known: Vec<&str> = orgsec::monitor::ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown kind of change {s:?}; use one of {}", known.join(", "))
+    })
+}
+
+fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-23T09:00:00Z ({e})"))
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -403,6 +428,27 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bindings { command } => {
             let store = open_store(&settings()?).await?;
             let result = bindings(&store, command, cli.output).await;
+            store.close().await;
+            result
+        }
+        Command::Changes { kind, since, limit } => {
+            let store = open_store(&settings()?).await?;
+            let result = async {
+                let changes = store.list_changes(since, &kind, limit).await?;
+                let counted = store.changes_since_assessment().await?;
+                match cli.output {
+                    Output::Table if changes.is_empty() => {
+                        eprintln!(
+                            "No changes logged{}. `orgsec serve` logs them as it reads the accounts again.",
+                            if kind.is_empty() && since.is_none() { "" } else { " match" }
+                        );
+                    }
+                    Output::Table => print(render::changes_table(&changes, counted)),
+                    Output::Json => print(render::changes_json(&changes, counted)),
+                }
+                anyhow::Ok(())
+            }
+            .await;
             store.close().await;
             result
         }
@@ -754,6 +800,7 @@ async fn serve(settings: Settings) -> Result<()> {
         store: store.clone(),
         posture: posture.clone(),
         metrics: metrics.clone(),
+        monitor: std::sync::Arc::new(orgsec::monitor::Monitor::new(store.clone(), settings.reassess_after_changes)),
     };
     // Serve what the store already holds at once; the first round refreshes it.
     if let Err(e) = rounds.rescore().await {

@@ -87,6 +87,45 @@ pub fn jobs_table(jobs: &[Job]) -> String {
     t.to_string()
 }
 
+/// The monitor's change log as a table, newest first.
+pub fn changes_table(
+    changes: &[crate::monitor::Change],
+    since_assessment: (Option<time::OffsetDateTime>, u64),
+) -> String {
+    let mut t = table(&["AT", "KIND", "ACCOUNT", "REGION", "SUBJECT", "DETAIL"]);
+    for c in changes {
+        t.add_row(vec![
+            rfc3339(c.at),
+            c.kind.as_str().to_string(),
+            c.account_id.clone().unwrap_or_else(|| "-".to_string()),
+            c.region.clone().unwrap_or_else(|| "-".to_string()),
+            c.subject.clone(),
+            c.detail.clone(),
+        ]);
+    }
+    let (last, n) = since_assessment;
+    let last = last.map_or_else(|| "never".to_string(), rfc3339);
+    format!("{t}\n{n} changes since the last full assessment ({last})")
+}
+
+/// The change log as JSON: the changes and the count since the last full assessment.
+pub fn changes_json(
+    changes: &[crate::monitor::Change],
+    since_assessment: (Option<time::OffsetDateTime>, u64),
+) -> String {
+    let (last, n) = since_assessment;
+    let v = serde_json::json!({
+        "changes": changes,
+        "since_last_assessment": n,
+        "last_assessment": last.map(rfc3339),
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
 /// Remediation jobs as a JSON array.
 pub fn jobs_json(jobs: &[Job]) -> String {
     serde_json::to_string_pretty(jobs).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

@@ -3,7 +3,9 @@
 //! `/metrics`, and hand failing findings that match a binding to the remediation jobs. One round
 //! at a time; a failed round is logged and the next one tried. Between rounds, accounts that a
 //! remediation changed are collected again at once ([`Rounds::refresh`]), so that the store and
-//! the scores show a fix seconds after it, not at the next round.
+//! the scores show a fix seconds after it, not at the next round. After every read, the
+//! [`Monitor`] logs what changed; when enough has since the last full assessment, the accounts
+//! are read in full again and rescored.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use crate::collect::{Collector, SyncOptions, SyncReport};
 use crate::dispatch;
 use crate::enroll::{self, AccountState};
 use crate::metrics::Metrics;
+use crate::monitor::Monitor;
 use crate::posture::{self, SharedPosture};
 use crate::remediate::Changed;
 use crate::score::{ScopeKind, Weights};
@@ -27,6 +30,7 @@ pub struct Rounds {
     pub collector: Collector,
     pub posture: SharedPosture,
     pub metrics: Arc<Metrics>,
+    pub monitor: Arc<Monitor>,
 }
 
 /// The accounts collection reads: enrolled ones and the admin itself.
@@ -78,6 +82,7 @@ impl Rounds {
         for u in report.errors() {
             tracing::warn!(account = %u.account_id, region = %u.region, source = %u.source, error = ?u.error, "read failed");
         }
+        self.monitor_after(&accounts).await?;
         let board = posture::scoreboard(&self.store, Weights::default()).await?;
         posture::snapshot(&self.store, &board, report.finished_at).await?;
         for kind in [ScopeKind::Org, ScopeKind::Ou, ScopeKind::Account] {
@@ -116,8 +121,48 @@ impl Rounds {
         for (source, n) in &report.collected {
             self.metrics.findings_ingested(*source, *n);
         }
+        self.monitor_after(accounts).await?;
         self.rescore().await?;
         tracing::info!(accounts = ?accounts, collected = report.collected.values().sum::<u64>(), "re-collected after remediation");
+        Ok(())
+    }
+
+    /// Logs what changed in the accounts just `read`; when the changes since the last full
+    /// assessment reach the monitor's threshold, reads every account in full and records the
+    /// assessment (the caller rescores). A failure to log is a warning: it never stops a round.
+    async fn monitor_after(&self, read: &[String]) -> Result<(), StoreError> {
+        if let Err(e) = self.monitor.observe(read).await {
+            tracing::warn!(error = %e, "cannot log what changed");
+            return Ok(());
+        }
+        let Some(changes) = self.monitor.due().await? else { return Ok(()) };
+        let accounts = readable_accounts(&self.store).await?;
+        tracing::info!(
+            changes,
+            accounts = accounts.len(),
+            "enough changed since the last full assessment: reassessing"
+        );
+        let started = Instant::now();
+        let options = SyncOptions { full: true, ..SyncOptions::default() };
+        let report = self.collector.sync(&accounts, &options, &|_| {}).await?;
+        for (source, n) in &report.collected {
+            self.metrics.findings_ingested(*source, *n);
+        }
+        let failed = report.errors().count();
+        if failed > 0 {
+            tracing::warn!(
+                failed_reads = failed,
+                "the full assessment could not read everything; the next rounds catch up"
+            );
+        }
+        self.monitor.observe(&accounts).await?;
+        self.monitor.assessed(accounts.len(), changes).await?;
+        tracing::info!(
+            accounts = accounts.len(),
+            collected = report.collected.values().sum::<u64>(),
+            seconds = started.elapsed().as_secs_f64(),
+            "full assessment done"
+        );
         Ok(())
     }
 

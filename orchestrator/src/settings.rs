@@ -9,6 +9,7 @@
 //! listen = "127.0.0.1:7443"                    # ORGSEC_LISTEN
 //! tokens_file = "tokens.toml"                  # ORGSEC_TOKENS_FILE
 //! sync_interval_seconds = 900                  # ORGSEC_SYNC_INTERVAL (0: serve does not sync)
+//! reassess_after_changes = 500                 # ORGSEC_REASSESS_AFTER_CHANGES (0: never)
 //! tls_cert_file = "api.crt"                    # ORGSEC_TLS_CERT_FILE (PEM; with the key: HTTPS)
 //! tls_key_file = "api.key"                     # ORGSEC_TLS_KEY_FILE
 //!
@@ -33,6 +34,9 @@ pub const DEFAULT_MEMBER_ROLE_NAME: &str = "OrgSecRemediationRole";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
 /// How often `orgsec serve` enrolls new accounts, syncs and rescores, by default.
 pub const DEFAULT_SYNC_INTERVAL_SECONDS: u64 = 900;
+/// Changes in the monitor's log since the last full assessment that make `orgsec serve` run
+/// another, by default.
+pub const DEFAULT_REASSESS_AFTER_CHANGES: u64 = 500;
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "orgsec.toml";
 
@@ -54,6 +58,10 @@ pub struct Settings {
     /// Seconds between `orgsec serve`'s rounds of enrollment, sync and scoring; 0 turns the
     /// loop off (the API still serves what the store holds).
     pub sync_interval_seconds: u64,
+    /// Changes (remediations, new and deleted resources, newly failing checks) since the last
+    /// full assessment after which `orgsec serve` reads every account in full again and
+    /// rescores; 0 never does.
+    pub reassess_after_changes: u64,
     /// The API's certificate chain and private key (PEM): with both, `orgsec serve` speaks
     /// TLS only; with neither, plain HTTP (for loopback or behind a TLS-terminating proxy).
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -83,6 +91,7 @@ struct File {
     listen: Option<String>,
     tokens_file: Option<PathBuf>,
     sync_interval_seconds: Option<u64>,
+    reassess_after_changes: Option<u64>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     #[serde(default)]
@@ -149,6 +158,14 @@ impl Settings {
             })?,
             None => file.sync_interval_seconds.unwrap_or(DEFAULT_SYNC_INTERVAL_SECONDS),
         };
+        let reassess_after_changes = match env("ORGSEC_REASSESS_AFTER_CHANGES") {
+            Some(v) => v.trim().parse::<u64>().map_err(|_| SettingsError::Invalid {
+                setting: "ORGSEC_REASSESS_AFTER_CHANGES".into(),
+                value: v.clone(),
+                why: "write a number of changes, such as 500 (0 never reassesses)".into(),
+            })?,
+            None => file.reassess_after_changes.unwrap_or(DEFAULT_REASSESS_AFTER_CHANGES),
+        };
 
         let cert = env("ORGSEC_TLS_CERT_FILE").map(PathBuf::from).or(file.tls_cert_file.map(|p| base.join(p)));
         let key = env("ORGSEC_TLS_KEY_FILE").map(PathBuf::from).or(file.tls_key_file.map(|p| base.join(p)));
@@ -172,6 +189,7 @@ impl Settings {
         Ok(Settings {
             tls,
             sync_interval_seconds,
+            reassess_after_changes,
             database_url,
             member_role_name: env("ORGSEC_MEMBER_ROLE_NAME")
                 .or(file.member_role_name)
@@ -237,6 +255,12 @@ mod tests {
     #[test]
     fn the_sync_interval_comes_from_the_file_or_the_environment() {
         assert_eq!(load(Some("sync_interval_seconds = 60"), &[]).unwrap().sync_interval_seconds, 60);
+        assert_eq!(load(None, &[]).unwrap().reassess_after_changes, 500);
+        assert_eq!(load(Some("reassess_after_changes = 20"), &[]).unwrap().reassess_after_changes, 20);
+        let env = [("ORGSEC_REASSESS_AFTER_CHANGES", "0")];
+        assert_eq!(load(Some("reassess_after_changes = 20"), &env).unwrap().reassess_after_changes, 0);
+        let bad = load(None, &[("ORGSEC_REASSESS_AFTER_CHANGES", "many")]).unwrap_err().to_string();
+        assert!(bad.contains("ORGSEC_REASSESS_AFTER_CHANGES"), "{bad}");
         assert_eq!(
             load(Some("sync_interval_seconds = 60"), &[("ORGSEC_SYNC_INTERVAL", "0")]).unwrap().sync_interval_seconds,
             0

@@ -102,11 +102,19 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// How far before the watermark an incremental read starts.
     pub lookback: Duration,
+    /// Read everything, ignoring the watermarks: a full assessment (the monitor asks for one
+    /// when enough has changed since the last).
+    pub full: bool,
 }
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        SyncOptions { sources: Vec::new(), concurrency: DEFAULT_CONCURRENCY, lookback: Duration::from_secs(300) }
+        SyncOptions {
+            sources: Vec::new(),
+            concurrency: DEFAULT_CONCURRENCY,
+            lookback: Duration::from_secs(300),
+            full: false,
+        }
     }
 }
 
@@ -582,8 +590,12 @@ impl Collector {
         use aws_sdk_securityhub::types::{
             AwsSecurityFindingFilters, DateFilter, SortCriterion, SortOrder, StringFilter, StringFilterComparison,
         };
-        let since =
-            self.store.watermark(&c.account_id, &c.region, Source::SecurityHub).await.map_err(|e| e.to_string())?;
+        let since = match options.full {
+            true => None,
+            false => {
+                self.store.watermark(&c.account_id, &c.region, Source::SecurityHub).await.map_err(|e| e.to_string())?
+            }
+        };
         let mut filters = AwsSecurityFindingFilters::builder().aws_account_id(
             StringFilter::builder().comparison(StringFilterComparison::Equals).value(&c.account_id).build(),
         );
@@ -634,8 +646,12 @@ impl Collector {
                 c.guardduty().list_detectors().customize().interceptor(cap).send()
             })
             .await?;
-        let since =
-            self.store.watermark(&c.account_id, &c.region, Source::GuardDuty).await.map_err(|e| e.to_string())?;
+        let since = match options.full {
+            true => None,
+            false => {
+                self.store.watermark(&c.account_id, &c.region, Source::GuardDuty).await.map_err(|e| e.to_string())?
+            }
+        };
         let sort = SortCriteria::builder().attribute_name("updatedAt").order_by(OrderBy::Asc).build();
         for detector in detectors.detector_ids() {
             let mut criteria =

@@ -210,6 +210,13 @@ impl PlaybookRunner {
     async fn report_outcome(self, job: Job) {
         let finding = self.store.finding(&job.finding_uid).await.ok().flatten();
         let changed = changes(&job);
+        if job.state == JobState::Succeeded && !changed.is_empty() {
+            let logged =
+                crate::monitor::Monitor::remediated(&self.store, &job.account_id, &job.region, &job.id, &changed).await;
+            if let Err(e) = logged {
+                tracing::warn!(job = %job.id, error = %e, "cannot log the remediation in the change log");
+            }
+        }
         let failed_after_change = job.state == JobState::Failed && job.step == Step::Executed;
         if failed_after_change {
             let error = job.error.clone().unwrap_or_default();

@@ -24,11 +24,13 @@ use time::OffsetDateTime;
 mod accounts;
 mod audit;
 mod bindings;
+mod changes;
 mod findings;
 mod jobs;
 mod sqlite_rows;
 
 pub use accounts::AccountRecord;
+pub use changes::CheckState;
 pub use jobs::{Advance, AuditOf, Enqueued, JobFilter, LeaseRequest};
 
 /// Runs `$body` with `$p` bound to the store's pool, whichever database it is: the body is
@@ -56,6 +58,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "finding_documents", include_str!("../../migrations/0006_finding_documents.sql")),
     (7, "drop_findings_check", include_str!("../../migrations/0007_drop_findings_check.sql")),
     (8, "failing_since", include_str!("../../migrations/0008_failing_since.sql")),
+    (9, "change_log", include_str!("../../migrations/0009_change_log.sql")),
 ];
 
 /// Which database a store is on.

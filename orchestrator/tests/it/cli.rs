@@ -450,3 +450,19 @@ async fn serve_remediates_an_auto_binding_and_again_when_the_finding_comes_back(
     assert!(jobs.iter().all(|j| j["state"] == "SUCCEEDED"), "{jobs:#?}");
     em.shutdown().await;
 }
+
+#[test]
+fn changes_list_the_monitors_log_with_the_count_since_the_last_assessment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let empty = orgsec(d, &["changes"], &[], None);
+    assert!(empty.status.success() && text(&empty).contains("No changes logged"), "{}", text(&empty));
+    let v = json(&orgsec(d, &["changes", "--output", "json"], &[], None));
+    assert_eq!(v["changes"], serde_json::json!([]));
+    assert_eq!(v["since_last_assessment"], 0);
+    assert_eq!(v["last_assessment"], serde_json::Value::Null);
+    let bad = orgsec(d, &["changes", "--kind", "weather"], &[], None);
+    assert!(!bad.status.success() && text(&bad).contains("resource_new"), "{}", text(&bad));
+    let bad = orgsec(d, &["changes", "--since", "yesterday"], &[], None);
+    assert!(!bad.status.success() && text(&bad).contains("RFC 3339"), "{}", text(&bad));
+}

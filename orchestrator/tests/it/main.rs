@@ -24,3 +24,5 @@ mod jobs;
 mod closed_loop;
 // Notifications against local receivers: formats, signatures, retries, dead targets.
 mod notify;
+// The monitor's change log and the full assessments it triggers.
+mod monitor;
