@@ -383,6 +383,12 @@ pub trait Runner: Send + Sync + 'static {
         let _ = job;
         async {}
     }
+    /// Told once a job's plan waits for approval, after that is stored (so that someone who
+    /// can approve hears of it). Best effort, like [`Runner::finished`].
+    fn awaiting_approval(&self, job: &Job) -> impl Future<Output = ()> + Send {
+        let _ = job;
+        async {}
+    }
 }
 
 /// Exponential backoff with jitter: attempt `n` (from 1) waits between half and all of
@@ -725,7 +731,8 @@ impl<R: Runner> Worker<R> {
                             ..Advance::to(JobState::PendingApproval, Step::Planned)
                         };
                         let details = json!({"expires_at": expires_at.unix_timestamp()});
-                        self.advance(&job, change, "job.pending_approval", details).await?;
+                        let waiting = self.advance(&job, change, "job.pending_approval", details).await?;
+                        self.runner.awaiting_approval(&waiting).await;
                         return Ok(());
                     }
                     Mode::Auto | Mode::Approve => match self.guarded(&job, self.runner.execute(&job, &plan)).await? {

@@ -358,6 +358,37 @@ impl Runner for PlaybookRunner {
         }
     }
 
+    fn awaiting_approval(&self, job: &Job) -> impl std::future::Future<Output = ()> + Send {
+        // The binding's targets hear of the plan, with how to approve it; never holding the worker.
+        let this = self.clone();
+        let job = job.clone();
+        tokio::spawn(async move {
+            let targets = this.targets(&job).await;
+            if targets.is_empty() {
+                return;
+            }
+            let finding = this.store.finding(&job.finding_uid).await.ok().flatten();
+            let mut actions = job
+                .plan
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<Plan>(p).ok())
+                .map(|p| {
+                    let mut a: Vec<String> =
+                        p.steps.iter().map(|s| format!("{}: {}", s.action, s.description)).collect();
+                    if a.is_empty() {
+                        a.push(p.summary);
+                    }
+                    a
+                })
+                .unwrap_or_default();
+            actions.push(format!("approve: orgsec remediations approve {}", job.id));
+            actions.push(format!("reject: orgsec remediations reject {} --reason \"...\"", job.id));
+            let event = this.event(&job, finding.as_ref(), "pending_approval", actions, None);
+            this.notifier.send(&targets, &event).await;
+        });
+        std::future::ready(())
+    }
+
     fn finished(&self, job: &Job) -> impl std::future::Future<Output = ()> + Send {
         // Outcome notifications never hold the worker: a dead target costs its own retries only.
         let this = self.clone();

@@ -189,3 +189,34 @@ async fn remediations_notify_their_outcome_and_a_dead_target_never_blocks_one() 
     let text: Value = serde_json::from_slice(&got[1].1).unwrap();
     assert!(text["text"].as_str().unwrap().contains("SUCCEEDED"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_waiting_for_approval_is_announced_with_how_to_approve_it() {
+    let (slack_url, slack) = receiver(0).await;
+    let settings = BTreeMap::from([("secops".to_string(), target(Kind::Slack, &slack_url))]);
+    let notifier = Notifier::new(&settings, |_| None).expect("notifier");
+    let em = support::emulator("demo").await;
+    let ts = support::sqlite().await;
+    let store = &ts.store;
+    let accounts = crate::sync::enroll_all(&em, store).await;
+    crate::sync::sync(&em, store, &accounts).await;
+    let now = OffsetDateTime::now_utc();
+    store.put_binding(&binding("ask-first", Mode::Approve, &["secops"]), "test", now).await.expect("binding");
+    let report = orgsec::dispatch::dispatch(store, now).await.expect("dispatch");
+    let runner = Arc::new(PlaybookRunner::new(admin_aws(&em, Some(EXTERNAL_ID), &[]), store.clone(), notifier));
+    let worker = Worker::new(store.clone(), runner, WorkerConfig::new("test"));
+    worker.tick().await.expect("tick");
+    let job = store.get_job(&report.enqueued[0]).await.expect("job").expect("stored");
+    assert_eq!(job.state, JobState::PendingApproval, "{job:#?}");
+    let start = std::time::Instant::now();
+    while slack.lock().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the pending plan was never announced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = slack.lock();
+    assert_eq!(got.len(), 1);
+    let text: Value = serde_json::from_slice(&got[0].1).unwrap();
+    let text = text["text"].as_str().unwrap();
+    assert!(text.contains("PENDING_APPROVAL") && text.contains("ec2:RevokeSecurityGroupIngress"), "{text}");
+    assert!(text.contains(&format!("orgsec remediations approve {}", job.id)), "{text}");
+}
