@@ -104,7 +104,7 @@ fn canonical_json(value: &serde_json::Value) -> String {
     value.to_string()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

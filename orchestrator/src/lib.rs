@@ -16,6 +16,7 @@ pub mod catalogue;
 pub mod collect;
 pub mod dispatch;
 pub mod enroll;
+pub mod evidence;
 pub mod finding;
 pub mod jobs;
 pub mod metrics;

@@ -153,6 +153,11 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Evidence for auditors: export a tamper-evident bundle for a framework, or verify one.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// The playbook catalogue; `policy` prints the member role's IAM policy.
     Playbooks {
         #[command(subcommand)]
@@ -177,6 +182,73 @@ enum By {
 fn parse_source(s: &str) -> Result<Source, String> {
     Source::parse(s)
         .ok_or_else(|| format!("unknown source {s:?}: use securityhub, guardduty, config or access-analyzer"))
+}
+
+async fn evidence(settings: impl Fn() -> Result<Settings>, command: EvidenceCommand, output: Output) -> Result<()> {
+    match command {
+        EvidenceCommand::Export { framework, account, ou, since, out, offline } => {
+            let settings = settings()?;
+            let store = open_store(&settings).await?;
+            let aws = if offline { None } else { Some(Aws::from_env(&settings).await) };
+            let opts = orgsec::evidence::ExportOptions { framework, account, ou, since };
+            let bundle = orgsec::evidence::export(&store, aws.as_ref(), &opts, time::OffsetDateTime::now_utc()).await;
+            store.close().await;
+            let bundle = bundle?;
+            // Written beside the target and renamed: a reader never sees half a bundle.
+            let tmp = out.with_extension("zip.partial");
+            std::fs::write(&tmp, &bundle.bytes).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &out).with_context(|| format!("moving the bundle to {}", out.display()))?;
+            let m = &bundle.manifest;
+            match output {
+                Output::Json => print(serde_json::to_string_pretty(m)?),
+                Output::Table => {
+                    let count = |k: &str| m.counts.get(k).copied().unwrap_or(0);
+                    print(format!(
+                        "Wrote {} ({} bytes): {} controls x {} accounts of {} ({} failed, {} passed, {} disabled, {} without data), {} findings, {} audit records (chain head {}), {} disabled controls.",
+                        out.display(),
+                        bundle.bytes.len(),
+                        count("controls"),
+                        count("accounts"),
+                        m.framework,
+                        count("control_status_failed"),
+                        count("control_status_passed"),
+                        count("control_status_disabled"),
+                        count("control_status_no_data"),
+                        count("findings"),
+                        count("audit_records"),
+                        m.audit_chain.head_seq,
+                        count("disabled_controls"),
+                    ));
+                    for n in &m.notes {
+                        eprintln!("note: {n}");
+                    }
+                    eprintln!("Check it with `orgsec evidence verify {}`.", out.display());
+                }
+            }
+            Ok(())
+        }
+        EvidenceCommand::Verify { file } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let verified =
+                orgsec::evidence::verify(&bytes).map_err(|e| anyhow!("{} does not verify: {e}", file.display()))?;
+            match output {
+                Output::Json => print(serde_json::to_string_pretty(&verified)?),
+                Output::Table => print(format!(
+                    "{} verifies: {} files match the manifest, {} audit records chain to head {} ({}), the archive is as orgsec wrote it. Framework {}, scope {} {}, generated {}.",
+                    file.display(),
+                    verified.files,
+                    verified.audit_records,
+                    verified.manifest.audit_chain.head_seq,
+                    verified.manifest.audit_chain.head_hash,
+                    verified.manifest.framework,
+                    verified.manifest.scope.kind,
+                    verified.manifest.scope.id,
+                    verified.manifest.generated_at,
+                )),
+            }
+            Ok(())
+        }
+    }
 }
 
 fn parse_change_kind(s: &str) -> Result<orgsec::monitor::ChangeKind, String> {
@@ -249,6 +321,37 @@ enum PlaybooksCommand {
         /// For every playbook in the catalogue instead.
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvidenceCommand {
+    /// Write a bundle: controls x accounts, findings (ASFF and OCSF), the audit records,
+    /// disabled controls, score history, and a manifest of SHA-256 hashes.
+    Export {
+        /// fsbp, cis-1.2, cis-1.4, cis-3.0, pci-3.2.1 or nist-800-53-r5.
+        #[arg(long)]
+        framework: String,
+        /// Only this account.
+        #[arg(long, value_name = "ID", conflicts_with = "ou")]
+        account: Option<String>,
+        /// Only the accounts of this OU (`Root/Prod`).
+        #[arg(long, value_name = "PATH")]
+        ou: Option<String>,
+        /// Only findings updated and records written at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        since: Option<time::OffsetDateTime>,
+        #[arg(long, value_name = "FILE", default_value = "evidence.zip")]
+        out: PathBuf,
+        /// Do not read the disabled controls from Security Hub (no AWS calls).
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Check a bundle: the manifest, every file's SHA-256, every audit record's place in the
+    /// chain, and the archive itself. Names the file (and record) of the first damage found.
+    Verify {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 
@@ -431,6 +534,7 @@ async fn run(cli: Cli) -> Result<()> {
             store.close().await;
             result
         }
+        Command::Evidence { command } => evidence(settings, command, cli.output).await,
         Command::Changes { kind, since, limit } => {
             let store = open_store(&settings()?).await?;
             let result = async {
@@ -790,6 +894,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let aws = Aws::from_env(&settings).await.with_interceptor(orgsec::metrics::AwsCallCounter::new(metrics.clone()));
     let notifier = orgsec::notify::Notifier::new(&settings.notifications, |v| std::env::var(v).ok())
         .context("the notification targets in the settings cannot be used")?;
+    let aws_for_api = aws.clone();
     let runner = std::sync::Arc::new(orgsec::remediate::PlaybookRunner::new(aws.clone(), store.clone(), notifier));
     let changed = runner.changed();
     let owner = format!("{}:{}", hostname(), std::process::id());
@@ -822,7 +927,7 @@ async fn serve(settings: Settings) -> Result<()> {
     });
     // Remediation jobs run whether or not rounds do: approvals arrive through the API.
     let jobs = tokio::spawn(worker.run(stopped.clone()));
-    let api = Api::new(store.clone(), tokens).with_metrics(metrics).with_posture(posture);
+    let api = Api::new(store.clone(), tokens).with_metrics(metrics).with_posture(posture).with_aws(aws_for_api);
     let tls_pair = tls.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
     let served = api.serve_tls(listener, tls_pair, shutdown_signal()).await;
     let _ = stop.send(true);

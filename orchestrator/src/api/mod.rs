@@ -1,8 +1,6 @@
 //! The orchestrator's gRPC API (`proto/orgsec/v1/`) over tonic: `BindingService`,
 //! `PlaybookService`, `PostureService`, `AccountService`, `FindingService` and
-//! `RemediationService` (`EvidenceService` is defined and not served yet, so its calls are
-//! UNIMPLEMENTED), server
-//! reflection, `GET /healthz` and `GET /metrics` (Prometheus text) on the same port (HTTP/1.1; TLS
+//! `RemediationService` and `EvidenceService` (bundles for auditors), server reflection, `GET /healthz` and `GET /metrics` (Prometheus text) on the same port (HTTP/1.1; TLS
 //! when configured).
 //!
 //! `/healthz` and `/metrics` take no token: probes and scrapers rarely carry one, and neither
@@ -27,6 +25,7 @@ use crate::service::{Bindings, Remediations, ServiceError};
 use crate::store::Store;
 
 mod bindings;
+mod evidence;
 mod inventory;
 mod playbooks;
 mod posture;
@@ -44,6 +43,8 @@ pub struct Api {
     remediations: Remediations,
     metrics: Arc<Metrics>,
     posture: SharedPosture,
+    /// For what evidence reads from AWS (disabled controls); without it, bundles say so.
+    aws: Option<crate::aws::Aws>,
 }
 
 /// The server failed.
@@ -64,7 +65,14 @@ impl Api {
             store,
             metrics: Arc::new(Metrics::new()),
             posture: SharedPosture::default(),
+            aws: None,
         }
+    }
+
+    /// Reads AWS through `aws` where the API needs to (evidence bundles' disabled controls).
+    pub fn with_aws(mut self, aws: crate::aws::Aws) -> Api {
+        self.aws = Some(aws);
+        self
     }
 
     /// Serves `metrics` on `/metrics`: the registry the rest of the process counts into. Without
@@ -95,6 +103,7 @@ impl Api {
     pub fn routes(&self) -> Result<tonic::service::Routes, ServeError> {
         use orgsec_proto::orgsec::v1::account_service_server::AccountServiceServer;
         use orgsec_proto::orgsec::v1::binding_service_server::BindingServiceServer;
+        use orgsec_proto::orgsec::v1::evidence_service_server::EvidenceServiceServer;
         use orgsec_proto::orgsec::v1::finding_service_server::FindingServiceServer;
         use orgsec_proto::orgsec::v1::playbook_service_server::PlaybookServiceServer;
         use orgsec_proto::orgsec::v1::posture_service_server::PostureServiceServer;
@@ -109,6 +118,7 @@ impl Api {
             .add_service(AccountServiceServer::new(self.clone()))
             .add_service(FindingServiceServer::new(self.clone()))
             .add_service(RemediationServiceServer::new(self.clone()))
+            .add_service(EvidenceServiceServer::new(self.clone()))
             .add_service(reflection);
         let store = self.store.clone();
         let metrics = self.metrics.clone();

@@ -643,3 +643,53 @@ async fn remediations_are_listed_within_reach_and_only_admins_decide() {
     assert_eq!(store.get_job(&passwords).await.unwrap().unwrap().state, JobState::Rejected);
     em.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn evidence_streams_a_bundle_that_verifies_to_those_allowed() {
+    let em = crate::support::emulator("demo").await;
+    let ts = crate::support::sqlite().await;
+    let accounts = crate::sync::enroll_all(&em, &ts.store).await;
+    crate::sync::sync(&em, &ts.store, &accounts).await;
+    let s = serve(ts).await;
+    let mut ev = pb::evidence_service_client::EvidenceServiceClient::new(s.channel.clone());
+    let ask = |framework: &str, account: &str| pb::ExportEvidenceRequest {
+        framework: framework.into(),
+        account_id: account.into(),
+        ..Default::default()
+    };
+    async fn collect(
+        ev: &mut pb::evidence_service_client::EvidenceServiceClient<Channel>,
+        r: Request<pb::ExportEvidenceRequest>,
+    ) -> Result<Vec<u8>, tonic::Status> {
+        let mut stream = ev.export_evidence(r).await?.into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            bytes.extend(chunk.data);
+        }
+        Ok(bytes)
+    }
+
+    // An auditor exports the organization's bundle; it verifies offline.
+    let bytes = collect(&mut ev, req(ask("cis-1.2", ""), Some(AUDIT))).await.expect("auditor exports");
+    let verified = orgsec::evidence::verify(&bytes).expect("verifies");
+    assert_eq!((verified.manifest.framework.as_str(), verified.manifest.scope.kind.as_str()), ("cis-1.2", "org"));
+    assert!(verified.manifest.counts["findings"] > 0);
+    // The standard's own name works too.
+    let by_path = collect(&mut ev, req(ask("cis-aws-foundations-benchmark/v/1.2.0", ""), Some(ADMIN))).await;
+    assert_eq!(
+        orgsec::evidence::verify(&by_path.expect("admin exports")).expect("verifies").manifest.framework,
+        "cis-1.2"
+    );
+    // An app team exports its own account, not the organization.
+    let mine = collect(&mut ev, req(ask("fsbp", "333333333333"), Some(WEB))).await.expect("own account");
+    assert_eq!(orgsec::evidence::verify(&mine).expect("verifies").manifest.scope.accounts, ["333333333333"]);
+    let e = collect(&mut ev, req(ask("fsbp", ""), Some(WEB))).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = collect(&mut ev, req(ask("soc2", ""), Some(AUDIT))).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().contains("cis-1.2"), "{e:?}");
+    let e = collect(&mut ev, req(ask("cis-1.2", ""), None)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    // And the auditor changes nothing.
+    let e = s.create(binding("nope", &["333333333333"]), AUDIT).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+}

@@ -26,3 +26,5 @@ mod closed_loop;
 mod notify;
 // The monitor's change log and the full assessments it triggers.
 mod monitor;
+// Evidence bundles: contents, verification, and a flipped byte anywhere found and placed.
+mod evidence;
