@@ -392,12 +392,14 @@ fn standard_from_key(key: &str) -> Option<Standard> {
 pub fn remediation_role_policy() -> serde_json::Value {
     json!({"Version": "2012-10-17", "Statement": [
         {"Sid": "Read", "Effect": "Allow", "Resource": "*", "Action": [
-            "ec2:Describe*", "ec2:GetEbsEncryptionByDefault", "iam:Get*", "iam:List*", "s3:Get*", "s3:List*",
+            "ec2:Describe*", "ec2:GetEbsEncryptionByDefault", "ec2:GetEbsDefaultKmsKeyId", "iam:Get*", "iam:List*",
+            "s3:Get*", "s3:List*",
             "securityhub:Get*", "securityhub:Describe*", "securityhub:List*", "securityhub:BatchGet*",
             "guardduty:Get*", "guardduty:List*", "config:Describe*", "config:Get*", "config:List*",
             "access-analyzer:Get*", "access-analyzer:List*", "organizations:Describe*", "organizations:List*"]},
         {"Sid": "Remediate", "Effect": "Allow", "Resource": "*", "Action": [
             "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress", "ec2:EnableEbsEncryptionByDefault",
+            "ec2:ModifyEbsDefaultKmsKeyId", "guardduty:CreateDetector", "guardduty:UpdateDetector",
             "ec2:CreateSnapshot", "ec2:CreateTags", "ec2:CreateSecurityGroup", "ec2:ModifyInstanceAttribute",
             "ec2:DisassociateIamInstanceProfile", "iam:UpdateAccountPasswordPolicy", "iam:UpdateAccessKey",
             "s3:PutAccountPublicAccessBlock", "s3:PutBucketPublicAccessBlock",

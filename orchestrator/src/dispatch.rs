@@ -40,6 +40,9 @@ pub struct DispatchReport {
     pub enqueued: Vec<String>,
     /// Matches that already had their job.
     pub existing: usize,
+    /// Findings of a matching control or type on a kind of resource the playbook does not act
+    /// on (Access Analyzer's external access to a role, for a bucket playbook).
+    pub unsupported: usize,
     /// Findings of a matching control or type outside the binding's scope.
     pub out_of_scope: usize,
 }
@@ -107,7 +110,12 @@ async fn dispatch_binding(
     });
     findings.dedup_by(|later, first| later.check_key == first.check_key);
     let known: HashSet<String> = store.job_ids_of_binding(&spec.name).await?.into_iter().collect();
+    let playbook = crate::playbooks::find(&spec.playbook);
     for f in findings {
+        if playbook.is_some_and(|p| !p.acts_on(&f.resource_type)) {
+            report.unsupported += 1;
+            continue;
+        }
         if !in_scope(&spec.scope, &f.account_id, accounts.get(&f.account_id)) {
             report.out_of_scope += 1;
             continue;

@@ -14,6 +14,7 @@ pub mod aws;
 pub mod binding;
 pub mod catalogue;
 pub mod collect;
+pub mod demo;
 pub mod dispatch;
 pub mod enroll;
 pub mod evidence;

@@ -602,88 +602,35 @@ async fn run(cli: Cli) -> Result<()> {
 
 /// `orgsec demo`: the emulator in-process, then enroll, sync and score as a user would.
 async fn demo(dir: &Path, output: Output) -> Result<()> {
-    let started = std::time::Instant::now();
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for suffix in ["", "-wal", "-shm"] {
-        let f = dir.join(format!("orgsec.db{suffix}"));
-        if f.exists() {
-            std::fs::remove_file(&f).with_context(|| format!("removing the previous demo's {}", f.display()))?;
-        }
-    }
-    let say = |line: String| {
+    let say = move |line: String| {
         if output == Output::Table {
             eprintln!("{line}");
         }
     };
-    let em = orgsec_emulator::Emulator::builder()
-        .scenario("demo")
-        .start()
-        .await
-        .map_err(|e| anyhow!("cannot start the emulator: {e}"))?;
-    say(format!("Emulated organization \"demo\" at {} (no AWS account is used).", em.url()));
-    let url = format!("sqlite://{}", dir.join("orgsec.db").display());
-    let store = Store::open(&url).await?;
-    let mut settings = Settings::load(&dir.join("orgsec.toml"), false, |_| None)?;
-    settings.database_url = url;
-    settings.external_id = Some("orgsec-demo".into());
-    settings.regions = vec!["us-east-1".into()];
-    let base = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(em.url())
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new("AKID222222222222", "demo", None, None, "orgsec-demo"),
-        ))
-        .build();
-    let aws = Aws::new(base, &settings);
-
-    let enrolled = enroll::run(&aws, &store, &Selection::All, &|_| {}).await?;
-    say(format!("Enrolled: {}", enrolled.summary()));
-    let accounts: Vec<String> = store
-        .accounts()
-        .await?
-        .into_iter()
-        .filter(|a| matches!(a.state, AccountState::Enrolled | AccountState::Admin))
-        .map(|a| a.account_id)
-        .collect();
-    let collector = Collector::new(aws, store.clone(), std::sync::Arc::new(Limits::default()));
-    let report = collector.sync(&accounts, &SyncOptions::default(), &|_| {}).await?;
-    let collected: Vec<String> = report.collected.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    say(format!("Collected {} findings ({}).", report.collected.values().sum::<u64>(), collected.join(", ")));
-    let board = posture::scoreboard(&store, Weights::default()).await?;
-    posture::snapshot(&store, &board, report.finished_at).await?;
-    let names = account_names(&store).await;
-    store.close().await;
-    em.shutdown().await;
-
-    let org = board.score(&ScopeRef::org());
-    let mut scores = vec![org.clone()];
-    scores.extend(board.scores(ScopeKind::Ou));
-    scores.extend(board.scores(ScopeKind::Account));
-    let priorities = board.priorities(&ScopeRef::org(), 5);
+    let r = orgsec::demo::run(dir, &say).await?;
     match output {
         Output::Table => {
-            print(render::scores_table(&scores, &|id| names.get(id).cloned()));
             print(
-                "\nTop priorities (points the organization's score gains when the control passes everywhere):"
+                "\nTop priorities before (points the organization's score gains when the control passes everywhere):"
                     .to_string(),
             );
-            print(render::priorities_table(&priorities, &|c| catalogue().get(c).map(|c| c.title.clone())));
+            print(render::priorities_table(&r.priorities_before, &|c| catalogue().get(c).map(|c| c.title.clone())));
+            print("\nRemediations:".to_string());
+            print(render::demo_remediations_table(&r.remediations));
+            print("\nScores before and after:".to_string());
+            print(render::demo_scores_table(&r));
             print(format!(
-                "\nOrganization score {:.1}/100 in {:.1} s. The database is in {}: try\n  ORGSEC_DATABASE_URL=sqlite://{}/orgsec.db orgsec findings --status failing --severity CRITICAL\n  ORGSEC_DATABASE_URL=sqlite://{}/orgsec.db orgsec score --by resource-type",
-                org.score,
-                started.elapsed().as_secs_f64(),
-                dir.display(),
-                dir.display(),
+                "\nOrganization score {:.1} -> {:.1}/100 in {:.1} s.\nReport: {}\nEvidence: {} (check it: orgsec evidence verify {})\n\nTry next, on the demo's database:\n  export ORGSEC_DATABASE_URL=sqlite://{}/orgsec.db\n  orgsec remediations list\n  orgsec findings --status failing --severity CRITICAL\n  orgsec score --by account --explain 333333333333",
+                r.before.org_score,
+                r.after.org_score,
+                r.seconds,
+                r.report_html.display(),
+                r.evidence_zip.display(),
+                r.evidence_zip.display(),
                 dir.display(),
             ));
         }
-        Output::Json => print(serde_json::to_string_pretty(&serde_json::json!({
-            "org_score": org.score,
-            "scores": scores,
-            "priorities": priorities,
-            "collected": report.collected,
-        }))?),
+        Output::Json => print(serde_json::to_string_pretty(&r)?),
     }
     Ok(())
 }

@@ -42,12 +42,21 @@ pub struct Playbook {
     /// Finding types it handles: a GuardDuty type or an ASFF type, exact, or a prefix when it
     /// ends with `/` (`CryptoCurrency:EC2/` handles every `CryptoCurrency:EC2/...` type).
     pub finding_types: &'static [&'static str],
+    /// The ASFF resource types it can act on; empty: whatever its controls and types name.
+    /// A finding of a matching type on another kind of resource (Access Analyzer reports
+    /// external access to roles and keys as well as buckets) is not dispatched to it.
+    pub resource_types: &'static [&'static str],
     pub parameters: &'static [Parameter],
     /// IAM actions the member role needs, such as `ec2:RevokeSecurityGroupIngress`.
     pub permissions: &'static [&'static str],
 }
 
 impl Playbook {
+    /// Whether it can act on a resource of ASFF type `ty`.
+    pub fn acts_on(&self, ty: &str) -> bool {
+        self.resource_types.is_empty() || self.resource_types.contains(&ty)
+    }
+
     /// Whether it fixes the control `id`.
     pub fn fixes_control(&self, id: &str) -> bool {
         self.controls.contains(&id)
@@ -103,6 +112,7 @@ pub static CATALOGUE: &[Playbook] = &[
         description: "Turns on all four S3 Block Public Access settings of the bucket a finding names, so that neither its ACLs nor its bucket policy can make it public.",
         controls: &["S3.8"],
         finding_types: &["Software and Configuration Checks/AWS Security Best Practices/External Access Granted"],
+        resource_types: &["AwsS3Bucket"],
         parameters: &[],
         permissions: &["s3:GetBucketPolicyStatus", "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock"],
     },
@@ -122,6 +132,7 @@ pub static CATALOGUE: &[Playbook] = &[
             "UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom",
             "UnauthorizedAccess:IAMUser/TorIPCaller",
         ],
+        resource_types: &[],
         parameters: &[],
         permissions: &["iam:GetAccessKeyLastUsed", "iam:ListAccessKeys", "iam:UpdateAccessKey"],
     },
@@ -130,6 +141,7 @@ pub static CATALOGUE: &[Playbook] = &[
         description: "Turns on EBS encryption by default in the finding's account and region, optionally with a customer managed KMS key. Existing volumes are unchanged.",
         controls: &["EC2.7"],
         finding_types: &[],
+        resource_types: &[],
         parameters: &[param(
             "kms_key_id",
             "KMS key (id, ARN or alias ARN) for new volumes; empty keeps the AWS managed key aws/ebs.",
@@ -148,6 +160,7 @@ pub static CATALOGUE: &[Playbook] = &[
         description: "Creates (or re-enables) the GuardDuty detector in the finding's account and region.",
         controls: &["GuardDuty.1"],
         finding_types: &[],
+        resource_types: &[],
         parameters: &[param(
             "finding_publishing_frequency",
             "How often updated findings are exported: FIFTEEN_MINUTES, ONE_HOUR or SIX_HOURS.",
@@ -166,6 +179,7 @@ pub static CATALOGUE: &[Playbook] = &[
         description: "Turns on all four settings of S3 Block Public Access for the finding's whole account.",
         controls: &["S3.1"],
         finding_types: &[],
+        resource_types: &[],
         parameters: &[],
         permissions: &["s3:GetAccountPublicAccessBlock", "s3:PutAccountPublicAccessBlock"],
     },
@@ -181,6 +195,7 @@ pub static CATALOGUE: &[Playbook] = &[
             "Trojan:EC2/",
             "UnauthorizedAccess:EC2/",
         ],
+        resource_types: &[],
         parameters: &[
             param(
                 "detach_instance_profile",
@@ -222,6 +237,7 @@ pub static CATALOGUE: &[Playbook] = &[
         description: "Removes only the security group ingress permissions open to 0.0.0.0/0 or ::/0 on the ports the finding's control is about (or those given), keeping every other rule.",
         controls: &["EC2.13", "EC2.14", "EC2.19", "EC2.53", "EC2.54"],
         finding_types: &[],
+        resource_types: &[],
         parameters: &[param(
             "ports",
             "Ports (comma-separated, ranges allowed) whose public permissions are revoked; empty means the ports the finding's control names.",
@@ -239,6 +255,7 @@ pub static CATALOGUE: &[Playbook] = &[
         description: "Sets the account's IAM password policy to the parameters (each defaulting to what the CIS and AWS Foundational controls ask), replacing the whole policy.",
         controls: &["IAM.7", "IAM.11", "IAM.12", "IAM.13", "IAM.14", "IAM.15", "IAM.16", "IAM.17"],
         finding_types: &[],
+        resource_types: &[],
         parameters: &[
             param("allow_users_to_change_password", "Users may change their own password.", "true", ParamKind::Bool),
             param("hard_expiry", "Users cannot set a new password once theirs expired.", "false", ParamKind::Bool),
@@ -387,6 +404,12 @@ mod tests {
         let key = find("deactivate-access-key").unwrap();
         assert!(key.handles_type("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"));
         assert!(!key.handles_type("UnauthorizedAccess:IAMUser/"));
+        let bucket = find("block-public-bucket").unwrap();
+        assert!(
+            bucket.acts_on("AwsS3Bucket") && !bucket.acts_on("AwsIamRole"),
+            "external access to a role is not a bucket's"
+        );
+        assert!(p.acts_on("AwsEc2SecurityGroup"), "no resource types: whatever the controls name");
         assert!(find("nope").is_none());
     }
 

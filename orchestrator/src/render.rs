@@ -87,6 +87,48 @@ pub fn jobs_table(jobs: &[Job]) -> String {
     t.to_string()
 }
 
+/// The demo's remediations.
+pub fn demo_remediations_table(rs: &[crate::demo::Remediation]) -> String {
+    let mut t = table(&["PLAYBOOK", "MODE", "ACCOUNT", "STATE", "APPROVED BY", "WHAT CHANGED"]);
+    for r in rs {
+        let what =
+            if r.changes.is_empty() { r.error.clone().unwrap_or_else(|| "-".into()) } else { r.changes.join("; ") };
+        t.add_row(vec![
+            r.playbook.clone(),
+            r.mode.clone(),
+            r.account_id.clone(),
+            r.state.clone(),
+            r.approved_by.clone().unwrap_or_else(|| "-".into()),
+            what,
+        ]);
+    }
+    t.to_string()
+}
+
+/// The demo's scores before and after, the organization first.
+pub fn demo_scores_table(r: &crate::demo::Report) -> String {
+    let mut t = table(&["SCOPE", "ID", "NAME", "BEFORE", "AFTER", "CHANGE"]);
+    t.add_row(vec![
+        "org".into(),
+        "org".into(),
+        "-".into(),
+        format!("{:.1}", r.before.org_score),
+        format!("{:.1}", r.after.org_score),
+        format!("{:+.1}", r.after.org_score - r.before.org_score),
+    ]);
+    for a in &r.accounts {
+        t.add_row(vec![
+            "account".into(),
+            a.account_id.clone(),
+            a.name.clone(),
+            format!("{:.1}", a.before),
+            format!("{:.1}", a.after),
+            format!("{:+.1}", a.after - a.before),
+        ]);
+    }
+    t.to_string()
+}
+
 /// The monitor's change log as a table, newest first.
 pub fn changes_table(
     changes: &[crate::monitor::Change],

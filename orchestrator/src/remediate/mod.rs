@@ -298,8 +298,15 @@ pub(crate) fn descriptor(name: &str) -> &'static Playbook {
     playbooks::find(name).unwrap_or(&UNKNOWN)
 }
 
-static UNKNOWN: Playbook =
-    Playbook { name: "unknown", description: "", controls: &[], finding_types: &[], parameters: &[], permissions: &[] };
+static UNKNOWN: Playbook = Playbook {
+    name: "unknown",
+    description: "",
+    controls: &[],
+    finding_types: &[],
+    resource_types: &[],
+    parameters: &[],
+    permissions: &[],
+};
 
 /// `given` checked against the playbook's parameters (unknown names, missing required ones,
 /// values of the wrong kind: every problem in one message) and completed with the defaults.

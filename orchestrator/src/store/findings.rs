@@ -216,6 +216,8 @@ pub struct FailingFinding {
     pub source: Source,
     pub account_id: String,
     pub region: String,
+    /// ASFF resource type (`AwsS3Bucket`, ...).
+    pub resource_type: String,
     pub control_id: Option<String>,
     pub finding_type: Option<String>,
     /// When it last started failing (its generation): a job is keyed by it.
@@ -224,8 +226,9 @@ pub struct FailingFinding {
     pub check_key: String,
 }
 
-/// A [`FailingFinding`] as read: uid, source, account, region, control, type, generation, check.
-type FailingRow = (String, String, String, String, Option<String>, Option<String>, i64, String);
+/// A [`FailingFinding`] as read: uid, source, account, region, resource type, control, type,
+/// generation, check.
+type FailingRow = (String, String, String, String, String, Option<String>, Option<String>, i64, String);
 
 /// What scoring needs of one stored finding.
 #[derive(Debug, Clone, PartialEq)]
@@ -687,7 +690,7 @@ impl Store {
         }
         let rows: Vec<FailingRow> = with_pool!(self, p => {
             let mut b = sqlx::QueryBuilder::new(
-                "SELECT uid, source, account_id, region, control_id, finding_type, \
+                "SELECT uid, source, account_id, region, resource_type, control_id, finding_type, \
                  COALESCE(failing_since, updated_at), check_key FROM findings WHERE failing AND (1 = 0",
             );
             if !controls.is_empty() {
@@ -718,10 +721,20 @@ impl Store {
                     .is_some_and(|ft| types.iter().any(|t| t == ft || (t.ends_with('/') && ft.starts_with(t.as_str()))))
         };
         let mut out = Vec::with_capacity(rows.len());
-        for (uid, source, account_id, region, control_id, finding_type, failing_since, check_key) in rows {
+        for (uid, source, account_id, region, resource_type, control_id, finding_type, failing_since, check_key) in rows
+        {
             let source = Source::parse(&source).ok_or_else(|| corrupt(&uid, "source", &source))?;
-            let f =
-                FailingFinding { uid, source, account_id, region, control_id, finding_type, failing_since, check_key };
+            let f = FailingFinding {
+                uid,
+                source,
+                account_id,
+                region,
+                resource_type,
+                control_id,
+                finding_type,
+                failing_since,
+                check_key,
+            };
             if wanted(&f) {
                 out.push(f);
             }

@@ -266,20 +266,40 @@ async fn enroll_sync_score_priorities_and_findings_from_the_command_line() {
 }
 
 #[test]
-fn demo_runs_the_loop_on_the_embedded_emulator() {
+fn demo_runs_the_loop_on_the_embedded_emulator_and_raises_the_score() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = orgsec(dir.path(), &["demo", "--dir", "run", "--output", "json"], &[], None);
     let v = json(&out);
-    let org = v["org_score"].as_f64().expect("org_score");
-    assert!(org > 0.0 && org < 100.0, "{v}");
-    assert!(v["priorities"][0]["control_id"].is_string(), "{v}");
-    assert!(v["scores"].as_array().is_some_and(|s| s.iter().any(|s| s["id"] == "666666666666")), "{v}");
-    assert!(dir.path().join("run/orgsec.db").exists());
+    let before = v["before"]["org_score"].as_f64().expect("before.org_score");
+    let after = v["after"]["org_score"].as_f64().expect("after.org_score");
+    assert!(before > 0.0 && after > before && after <= 100.0, "the score rises: {before} -> {after}");
+    assert!(v["priorities_before"][0]["control_id"].is_string(), "{v}");
+    let jobs = v["remediations"].as_array().expect("remediations");
+    let ok = |playbook: &str| jobs.iter().any(|j| j["playbook"] == playbook && j["state"] == "SUCCEEDED");
+    for playbook in
+        ["revoke-public-ingress", "set-password-policy", "enable-s3-account-bpa", "enable-ebs-default-encryption"]
+    {
+        assert!(ok(playbook), "{playbook} remediated: {jobs:#?}");
+    }
+    // isolate-instance waited for approval and was approved by the scripted admin.
+    let iso = jobs.iter().find(|j| j["playbook"] == "isolate-instance").expect("isolate-instance job");
+    assert_eq!((iso["state"].as_str(), iso["approved_by"].as_str()), (Some("SUCCEEDED"), Some("demo-admin")), "{iso}");
+    assert!(jobs.iter().all(|j| j["state"] == "SUCCEEDED"), "{jobs:#?}");
+    // The report and a bundle that verifies.
+    let report = std::fs::read_to_string(dir.path().join("run/report.html")).expect("report.html");
+    assert!(
+        report.contains("id=\"trend\"")
+            && report.contains("isolate-instance")
+            && report.contains(&format!("{after:.1}"))
+    );
+    let verified = orgsec(dir.path(), &["evidence", "verify", "run/evidence.zip"], &[], None);
+    assert!(verified.status.success(), "{}", text(&verified));
     // Run twice: the demo starts afresh each time.
     let again = json(&orgsec(dir.path(), &["demo", "--dir", "run", "--output", "json"], &[], None));
-    assert_eq!(again["org_score"], v["org_score"]);
+    assert_eq!(again["before"]["org_score"], v["before"]["org_score"]);
     let table = orgsec(dir.path(), &["demo", "--dir", "run"], &[], None);
-    assert!(table.status.success() && text(&table).contains("Top priorities"), "{}", text(&table));
+    let t = text(&table);
+    assert!(table.status.success() && t.contains("Top priorities") && t.contains("Scores before and after"), "{t}");
 }
 
 /// `orgsec serve` in `dir` with `env`; returns the child and the API's URL from its ready line.
