@@ -307,20 +307,22 @@ fn esc(s: &str) -> String {
 
 /// An inline SVG line chart of each account's score over the snapshots.
 fn trend_svg(history: &[(String, Vec<(i64, f64)>)]) -> String {
-    const W: f64 = 640.0;
+    const W: f64 = 760.0;
     const H: f64 = 240.0;
     const PAD: f64 = 36.0;
+    // Room on the right for the legend.
+    const LEGEND: f64 = 120.0;
     let times: Vec<i64> = history.iter().flat_map(|(_, p)| p.iter().map(|(t, _)| *t)).collect();
     let (t0, t1) = (times.iter().min().copied().unwrap_or(0), times.iter().max().copied().unwrap_or(1));
     let span = (t1 - t0).max(1) as f64;
-    let x = |t: i64| PAD + (t - t0) as f64 / span * (W - 2.0 * PAD);
+    let x = |t: i64| PAD + (t - t0) as f64 / span * (W - 2.0 * PAD - LEGEND);
     let y = |s: f64| H - PAD - s / 100.0 * (H - 2.0 * PAD);
     let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"];
     let mut svg = format!(
         r##"<svg id="trend" role="img" aria-label="Score per account over time" viewBox="0 0 {W} {H}" width="{W}" height="{H}" xmlns="http://www.w3.org/2000/svg"><line x1="{PAD}" y1="{y0}" x2="{PAD}" y2="{y100}" stroke="#999"/><line x1="{PAD}" y1="{y0}" x2="{xr}" y2="{y0}" stroke="#999"/><text x="4" y="{y100t}" font-size="11">100</text><text x="14" y="{y0t}" font-size="11">0</text>"##,
         y0 = y(0.0),
         y100 = y(100.0),
-        xr = W - PAD,
+        xr = W - PAD - LEGEND,
         y100t = y(100.0) + 4.0,
         y0t = y(0.0) + 4.0,
     );
@@ -340,7 +342,7 @@ fn trend_svg(history: &[(String, Vec<(i64, f64)>)]) -> String {
         }
         svg.push_str(&format!(
             r#"<text x="{:.1}" y="{:.1}" font-size="11" fill="{color}">{account}</text>"#,
-            W - PAD + 2.0 - 60.0,
+            W - LEGEND + 4.0,
             PAD + 12.0 * i as f64
         ));
     }

@@ -41,6 +41,8 @@ fn main() -> anyhow::Result<()> {
                 "sync benchmark (quick mode)",
                 &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "sync", "--quick"],
             )?;
+            // Installs Chromium with apt when it is missing.
+            step("demo report in headless Chromium", &["bash", "scripts/check-report.sh"])?;
             step(
                 "remediation benchmark (quick mode)",
                 &["cargo", "run", "--locked", "-q", "-p", "orgsec-bench", "--", "remediation", "--quick"],
