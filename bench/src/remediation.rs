@@ -550,6 +550,11 @@ async fn fix_latency_samples(samples: usize, interval: u64) -> anyhow::Result<Ve
     let mut note = fixed(&em, &group, "", deadline).await?;
     let mut out = Vec::new();
     for i in 0..samples {
+        // Each sample starts at another point of the round's period, and after the previous
+        // job's end was recorded (a rule reopened within milliseconds of the fix's verification,
+        // before its job is recorded as succeeded, is not told apart from the finding the job
+        // fixed: see `dispatch::generation_of`).
+        tokio::time::sleep(Duration::from_millis(137 * (i as u64 % 7 + 1))).await;
         ec2.authorize_security_group_ingress()
             .group_id(&group)
             .ip_permissions(
@@ -572,8 +577,6 @@ async fn fix_latency_samples(samples: usize, interval: u64) -> anyhow::Result<Ve
         let took = appeared.elapsed().as_secs_f64();
         eprintln!("sample {}: fixed {took:.2} s after the finding appeared", i + 1);
         out.push(took);
-        // Let the next sample start at a random point of the round's period.
-        tokio::time::sleep(Duration::from_millis(137 * (i as u64 % 7 + 1))).await;
     }
     let _ = stop.send(true);
     let _ = background.await;

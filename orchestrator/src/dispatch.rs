@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 
 use crate::binding::{self, Binding, Scope};
 use crate::finding::Source;
-use crate::jobs::{self, DEFAULT_MAX_ATTEMPTS, JobError, NewJob};
-use crate::store::{AccountRecord, Store};
+use crate::jobs::{self, DEFAULT_MAX_ATTEMPTS, JobError, JobState, NewJob};
+use crate::store::{AccountRecord, FailingFinding, JobMark, Store};
 
 /// The actor the dispatcher's audit records name.
 pub const DISPATCHER: &str = "dispatcher";
@@ -88,6 +88,18 @@ pub async fn dispatch(store: &Store, now: OffsetDateTime) -> Result<DispatchRepo
     Ok(report)
 }
 
+/// The generation a failing finding's job is keyed by: when it started failing, unless its
+/// latest job succeeded and the source updated it after that (it failed again after the fix,
+/// with no read in between to see it pass): then the time of that update.
+fn generation_of(f: &FailingFinding, latest: Option<&JobMark>) -> i64 {
+    match latest {
+        Some(m) if m.state == JobState::Succeeded && m.generation >= f.failing_since && f.updated_at > m.updated_at => {
+            f.updated_at
+        }
+        _ => f.failing_since,
+    }
+}
+
 async fn dispatch_binding(
     store: &Store,
     b: &Binding,
@@ -109,7 +121,17 @@ async fn dispatch_binding(
         ))
     });
     findings.dedup_by(|later, first| later.check_key == first.check_key);
-    let known: HashSet<String> = store.job_ids_of_binding(&spec.name).await?.into_iter().collect();
+    let marks = store.job_marks_of_binding(&spec.name).await?;
+    let known: HashSet<String> = marks.iter().map(|m| m.id.clone()).collect();
+    // Each finding's latest job: a finding fixed and then failing again before any read saw it
+    // pass keeps its generation, and is told apart by being updated after its job succeeded.
+    let mut latest: HashMap<&str, &JobMark> = HashMap::new();
+    for m in &marks {
+        let e = latest.entry(m.finding_uid.as_str()).or_insert(m);
+        if (m.generation, m.updated_at) > (e.generation, e.updated_at) {
+            *e = m;
+        }
+    }
     let playbook = crate::playbooks::find(&spec.playbook);
     for f in findings {
         if playbook.is_some_and(|p| !p.acts_on(&f.resource_type)) {
@@ -121,12 +143,13 @@ async fn dispatch_binding(
             continue;
         }
         report.matched += 1;
+        let generation = generation_of(&f, latest.get(f.uid.as_str()).copied());
         let job = NewJob {
             binding: spec.name.clone(),
             playbook: spec.playbook.clone(),
             mode: spec.mode,
             finding_uid: f.uid,
-            finding_generation: f.failing_since,
+            finding_generation: generation,
             account_id: f.account_id,
             region: f.region,
             parameters: spec.parameters.clone().into_iter().collect::<BTreeMap<_, _>>(),

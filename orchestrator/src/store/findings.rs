@@ -222,13 +222,15 @@ pub struct FailingFinding {
     pub finding_type: Option<String>,
     /// When it last started failing (its generation): a job is keyed by it.
     pub failing_since: i64,
+    /// When its source last updated it (Unix milliseconds).
+    pub updated_at: i64,
     /// What it checks: two sources reporting one check share it.
     pub check_key: String,
 }
 
 /// A [`FailingFinding`] as read: uid, source, account, region, resource type, control, type,
 /// generation, check.
-type FailingRow = (String, String, String, String, String, Option<String>, Option<String>, i64, String);
+type FailingRow = (String, String, String, String, String, Option<String>, Option<String>, i64, i64, String);
 
 /// What scoring needs of one stored finding.
 #[derive(Debug, Clone, PartialEq)]
@@ -691,7 +693,7 @@ impl Store {
         let rows: Vec<FailingRow> = with_pool!(self, p => {
             let mut b = sqlx::QueryBuilder::new(
                 "SELECT uid, source, account_id, region, resource_type, control_id, finding_type, \
-                 COALESCE(failing_since, updated_at), check_key FROM findings WHERE failing AND (1 = 0",
+                 COALESCE(failing_since, updated_at), updated_at, check_key FROM findings WHERE failing AND (1 = 0",
             );
             if !controls.is_empty() {
                 b.push(" OR control_id IN (");
@@ -721,7 +723,18 @@ impl Store {
                     .is_some_and(|ft| types.iter().any(|t| t == ft || (t.ends_with('/') && ft.starts_with(t.as_str()))))
         };
         let mut out = Vec::with_capacity(rows.len());
-        for (uid, source, account_id, region, resource_type, control_id, finding_type, failing_since, check_key) in rows
+        for (
+            uid,
+            source,
+            account_id,
+            region,
+            resource_type,
+            control_id,
+            finding_type,
+            failing_since,
+            updated_at,
+            check_key,
+        ) in rows
         {
             let source = Source::parse(&source).ok_or_else(|| corrupt(&uid, "source", &source))?;
             let f = FailingFinding {
@@ -733,6 +746,7 @@ impl Store {
                 control_id,
                 finding_type,
                 failing_since,
+                updated_at,
                 check_key,
             };
             if wanted(&f) {

@@ -122,6 +122,16 @@ pub struct JobFilter {
     pub limit: Option<u32>,
 }
 
+/// A job as dispatch sees it; `updated_at` in Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobMark {
+    pub id: String,
+    pub finding_uid: String,
+    pub generation: i64,
+    pub state: JobState,
+    pub updated_at: i64,
+}
+
 /// A row as read, before its texts are parsed.
 struct RawJob {
     id: String,
@@ -425,11 +435,25 @@ impl Store {
 
     /// The ids of every job of `binding`, whatever their state.
     pub async fn job_ids_of_binding(&self, binding: &str) -> Result<Vec<String>, StoreError> {
-        let ids: Vec<(String,)> = with_pool!(self, p => sqlx::query_as("SELECT id FROM jobs WHERE binding = $1")
-            .bind(binding)
-            .fetch_all(p)
-            .await)?;
-        Ok(ids.into_iter().map(|(id,)| id).collect())
+        Ok(self.job_marks_of_binding(binding).await?.into_iter().map(|m| m.id).collect())
+    }
+
+    /// What dispatch needs of each job of `binding`: its id, finding, generation, state and
+    /// when it last changed.
+    pub async fn job_marks_of_binding(&self, binding: &str) -> Result<Vec<JobMark>, StoreError> {
+        let rows: Vec<(String, String, i64, String, i64)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT id, finding_uid, finding_generation, state, updated_at FROM jobs WHERE binding = $1",
+        )
+        .bind(binding)
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|(id, finding_uid, generation, state, updated_at)| {
+                let state = JobState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("state of job {id}: {state:?}")))?;
+                Ok(JobMark { id, finding_uid, generation, state, updated_at })
+            })
+            .collect()
     }
 
     /// Jobs matching `filter`, newest first.

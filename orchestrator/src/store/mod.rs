@@ -31,7 +31,7 @@ mod sqlite_rows;
 
 pub use accounts::AccountRecord;
 pub use changes::CheckState;
-pub use jobs::{Advance, AuditOf, Enqueued, JobFilter, LeaseRequest};
+pub use jobs::{Advance, AuditOf, Enqueued, JobFilter, JobMark, LeaseRequest};
 
 /// Runs `$body` with `$p` bound to the store's pool, whichever database it is: the body is
 /// compiled once per database, so it may use each one's native types.

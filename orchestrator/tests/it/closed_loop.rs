@@ -311,3 +311,56 @@ async fn a_member_role_that_may_not_mark_findings_falls_back_to_the_delegated_ad
     assert_eq!(sh.workflow().and_then(|w| w.status()).map(|s| s.as_str()), Some("RESOLVED"));
     assert!(sh.note().and_then(|n| n.text()).unwrap_or_default().starts_with("[orgsec] revoke-public-ingress"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finding_that_fails_again_before_any_read_saw_it_pass_gets_a_new_job() {
+    let em = support::emulator("demo").await;
+    let ts = support::sqlite().await;
+    let store = &ts.store;
+    let accounts = crate::sync::enroll_all(&em, store).await;
+    crate::sync::sync(&em, store, &accounts).await;
+    let now = OffsetDateTime::now_utc();
+    store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
+    let first = dispatch::dispatch(store, now).await.expect("dispatch");
+    assert_eq!(first.enqueued.len(), 1);
+    let worker = Worker::new(store.clone(), runner(&em, store, Some(EXTERNAL_ID)), WorkerConfig::new("test"));
+    worker.tick().await.expect("tick");
+    assert_eq!(web_admin_rules(&em).len(), 2, "SSH revoked");
+
+    // SSH is opened again before orgsec reads the account: the store never sees it pass.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk_config(&em, PROD_WEB));
+    let group = ec2
+        .describe_security_groups()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("web-admin").build())
+        .send()
+        .await
+        .expect("groups")
+        .security_groups()[0]
+        .group_id()
+        .expect("id")
+        .to_string();
+    ec2.authorize_security_group_ingress()
+        .group_id(group)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("AuthorizeSecurityGroupIngress");
+    crate::sync::sync(&em, store, &accounts).await;
+    let second = dispatch::dispatch(store, OffsetDateTime::now_utc()).await.expect("dispatch");
+    assert_eq!(second.enqueued.len(), 1, "the reopened rule gets a job of its own: {second:?}");
+    assert_ne!(second.enqueued, first.enqueued);
+    let again = dispatch::dispatch(store, OffsetDateTime::now_utc()).await.expect("dispatch");
+    assert!(again.enqueued.is_empty(), "and only one: {again:?}");
+    worker.tick().await.expect("tick");
+    assert_eq!(web_admin_rules(&em), [(443, "10.0.0.0/8".into()), (3389, "0.0.0.0/0".into())]);
+    let job = store.get_job(&second.enqueued[0]).await.expect("job").expect("stored");
+    assert_eq!(job.state, JobState::Succeeded, "{job:#?}");
+}
