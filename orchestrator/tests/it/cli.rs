@@ -354,27 +354,8 @@ async fn ssh_finding(em: &orgsec_emulator::Emulator) -> Option<(String, String, 
 }
 
 async fn open_ssh_again(em: &orgsec_emulator::Emulator) {
-    let ec2 = aws_sdk_ec2::Client::new(&crate::support::sdk_config(em, "333333333333"));
-    let groups = ec2
-        .describe_security_groups()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("web-admin").build())
-        .send()
-        .await
-        .expect("DescribeSecurityGroups");
-    let id = groups.security_groups()[0].group_id().expect("group id").to_string();
-    ec2.authorize_security_group_ingress()
-        .group_id(id)
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("AuthorizeSecurityGroupIngress");
+    let group = crate::support::group_id(em, "333333333333", "web-admin").await;
+    crate::support::open_to_world(em, "333333333333", &group, 22).await;
 }
 
 /// Polls `check` every 100 ms until it holds; a generous deadline only guards against a hang

@@ -329,30 +329,8 @@ async fn a_finding_that_fails_again_before_any_read_saw_it_pass_gets_a_new_job()
 
     // SSH is opened again before orgsec reads the account: the store never sees it pass.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let ec2 = aws_sdk_ec2::Client::new(&sdk_config(&em, PROD_WEB));
-    let group = ec2
-        .describe_security_groups()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("web-admin").build())
-        .send()
-        .await
-        .expect("groups")
-        .security_groups()[0]
-        .group_id()
-        .expect("id")
-        .to_string();
-    ec2.authorize_security_group_ingress()
-        .group_id(group)
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("AuthorizeSecurityGroupIngress");
+    let group = support::group_id(&em, PROD_WEB, "web-admin").await;
+    support::open_to_world(&em, PROD_WEB, &group, 22).await;
     crate::sync::sync(&em, store, &accounts).await;
     let second = dispatch::dispatch(store, OffsetDateTime::now_utc()).await.expect("dispatch");
     assert_eq!(second.enqueued.len(), 1, "the reopened rule gets a job of its own: {second:?}");

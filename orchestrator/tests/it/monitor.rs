@@ -89,19 +89,7 @@ async fn new_and_deleted_resources_failing_checks_and_remediations_are_logged_an
         .group_id()
         .expect("group id")
         .to_string();
-    ec2.authorize_security_group_ingress()
-        .group_id(&group)
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("AuthorizeSecurityGroupIngress");
+    support::open_to_world(&em, WEB, &group, 22).await;
     rounds.round().await.expect("second round");
 
     let new = logged(store, ChangeKind::ResourceNew).await;

@@ -94,3 +94,33 @@ pub(crate) fn admin_aws(
     settings.regions = regions.iter().map(|r| r.to_string()).collect();
     orgsec::aws::Aws::new(sdk_config(em, ADMIN), &settings)
 }
+
+/// The id of the security group named `name` in `account`.
+pub(crate) async fn group_id(em: &orgsec_emulator::Emulator, account: &str, name: &str) -> String {
+    let ec2 = aws_sdk_ec2::Client::new(&sdk_config(em, account));
+    let groups = ec2
+        .describe_security_groups()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values(name).build())
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
+    groups.security_groups().first().and_then(|g| g.group_id()).expect("the group").to_string()
+}
+
+/// Opens TCP `port` of `group` in `account` to 0.0.0.0/0, as someone would by hand.
+pub(crate) async fn open_to_world(em: &orgsec_emulator::Emulator, account: &str, group: &str, port: i32) {
+    let ec2 = aws_sdk_ec2::Client::new(&sdk_config(em, account));
+    ec2.authorize_security_group_ingress()
+        .group_id(group)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(port)
+                .to_port(port)
+                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("AuthorizeSecurityGroupIngress");
+}
