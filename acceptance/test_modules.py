@@ -108,3 +108,85 @@ def test_account_baseline_applies_to_the_sandbox_replans_empty_and_destroys(work
 
     workspace.run("destroy", "-auto-approve", "-input=false", check=True)
     assert aws_call(url, "securityhub", SANDBOX, "GET", "/accounts")[0] == 401, "Security Hub is off again"
+
+
+def with_orchestrator(ws, orch, body, token):
+    return f"""
+terraform {{
+  required_providers {{
+    orgsec = {{ source = "orgsec/orgsec" }}
+  }}
+}}
+
+provider "orgsec" {{
+  region       = "us-east-1"
+  endpoint_url = "{ws.emulator_url}"
+  orchestrator {{
+    endpoint = "{orch.url}"
+    token    = "{token}"
+  }}
+}}
+{body}
+"""
+
+
+def converge_and_destroy(ws, account):
+    ws.run("init", "-input=false", check=True)
+    ws.run("apply", "-auto-approve", "-input=false", check=True, account=account)
+    plan = ws.run("plan", "-detailed-exitcode", "-input=false", account=account)
+    assert plan.returncode == 0, "the plan after apply is empty:\n" + plan.stdout + plan.stderr
+    out = {k: v["value"] for k, v in json.loads(ws.run("output", "-json", check=True, account=account).stdout).items()}
+    ws.run("destroy", "-auto-approve", "-input=false", check=True, account=account)
+    return out
+
+
+def test_delegated_admin_enrolls_members_and_binds_every_playbook(workspace, orchestrator):
+    body = f"""
+module "admin" {{
+  source = "{ROOT / 'modules' / 'delegated-admin'}"
+  member_accounts = {{
+    prod-web = {{ account_id = "333333333333" }}
+    dev      = {{ account_id = "555555555555", services = ["securityhub"] }}
+  }}
+}}
+
+output "member_status" {{
+  value = module.admin.member_status
+}}
+
+output "binding_names" {{
+  value = module.admin.binding_names
+}}
+"""
+    workspace.write(with_orchestrator(workspace, orchestrator, body, orchestrator.ADMIN_TOKEN))
+    out = converge_and_destroy(workspace, "222222222222")
+    assert out["member_status"]["prod-web"] == {"securityhub": "Enabled", "guardduty": "Enabled"}, out
+    assert out["member_status"]["dev"] == {"securityhub": "Enabled"}, out
+    assert len(out["binding_names"]) == 8 and "default-isolate-instance" in out["binding_names"], out
+    assert orchestrator.bindings() == {}, "destroy removed the bindings"
+
+
+def test_app_team_extension_binds_within_the_teams_accounts_only(workspace, orchestrator):
+    def body(accounts):
+        return f"""
+module "web" {{
+  source   = "{ROOT / 'modules' / 'app-team-extension'}"
+  team     = "web"
+  accounts = {json.dumps(accounts)}
+  bindings = {{
+    "close-ssh" = {{ playbook = "revoke-public-ingress", controls = ["EC2.13"], mode = "auto" }}
+  }}
+}}
+
+output "binding_names" {{
+  value = module.web.binding_names
+}}
+"""
+
+    workspace.write(with_orchestrator(workspace, orchestrator, body(["333333333333"]), orchestrator.APP_TOKEN))
+    out = converge_and_destroy(workspace, "333333333333")
+    assert out["binding_names"] == ["web-close-ssh"], out
+    # Outside the team's scope, the orchestrator refuses the binding.
+    workspace.write(with_orchestrator(workspace, orchestrator, body(["444444444444"]), orchestrator.APP_TOKEN))
+    refused = workspace.run("apply", "-auto-approve", "-input=false", account="333333333333")
+    assert refused.returncode != 0 and "444444444444" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
