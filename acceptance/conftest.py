@@ -128,6 +128,7 @@ class Orchestrator:
 
     ADMIN_TOKEN = "acc-admin-token"
     APP_TOKEN = "acc-web-team-token"
+    AUDIT_TOKEN = "acc-auditor-token"
 
     def __init__(self, path: Path, emulator_url=None):
         self.path = path
@@ -145,6 +146,11 @@ class Orchestrator:
             'role = "app-team"\n'
             f'sha256 = "{hashlib.sha256(self.APP_TOKEN.encode()).hexdigest()}"\n'
             'accounts = ["333333333333"]\n'
+            "\n"
+            "[[token]]\n"
+            'name = "auditor"\n'
+            'role = "auditor"\n'
+            f'sha256 = "{hashlib.sha256(self.AUDIT_TOKEN.encode()).hexdigest()}"\n'
         )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ORGSEC_")}
         self.env.update(
