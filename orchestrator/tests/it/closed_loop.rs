@@ -130,6 +130,18 @@ async fn an_auto_binding_for_ec2_13_revokes_ssh_resolves_the_finding_and_raises_
     assert_eq!(trail, ["job.enqueued", "job.planned", "job.executed", "job.succeeded"], "{trail:?}");
 }
 
+/// The demo org enrolled and synced into `store`, an `auto` binding for EC2.13 in PROD_WEB,
+/// and the dispatch that makes its one job: the accounts and the job's id.
+async fn one_ssh_job(em: &Emulator, store: &Store) -> (Vec<String>, String) {
+    let accounts = crate::sync::enroll_all(em, store).await;
+    crate::sync::sync(em, store, &accounts).await;
+    let now = OffsetDateTime::now_utc();
+    store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
+    let report = dispatch::dispatch(store, now).await.expect("dispatch");
+    assert_eq!(report.enqueued.len(), 1, "{report:?}");
+    (accounts, report.enqueued[0].clone())
+}
+
 /// Mutation counters by operation, without AssumeRole (which changes nothing in an account).
 fn mutations(em: &Emulator) -> BTreeMap<String, u64> {
     let w = em.shared().world.read();
@@ -142,17 +154,12 @@ async fn without_the_right_external_id_the_job_fails_naming_the_role_and_nothing
     for external_id in [None, Some("not-the-one")] {
         let ts = support::sqlite().await;
         let store = &ts.store;
-        let accounts = crate::sync::enroll_all(&em, store).await;
-        crate::sync::sync(&em, store, &accounts).await;
-        let now = OffsetDateTime::now_utc();
-        store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
-        let report = dispatch::dispatch(store, now).await.expect("dispatch");
-        assert_eq!(report.enqueued.len(), 1, "{report:?}");
+        let (_, job_id) = one_ssh_job(&em, store).await;
         let before = mutations(&em);
 
         let worker = Worker::new(store.clone(), runner(&em, store, external_id), WorkerConfig::new("test"));
         worker.tick().await.expect("tick");
-        let job = store.get_job(&report.enqueued[0]).await.expect("job").expect("stored");
+        let job = store.get_job(&job_id).await.expect("job").expect("stored");
         assert_eq!(job.state, JobState::Failed, "{external_id:?}: a refused role is not retried: {job:#?}");
         let error = job.error.unwrap_or_default();
         assert!(
@@ -294,13 +301,8 @@ async fn a_member_role_that_may_not_mark_findings_falls_back_to_the_delegated_ad
     }
     let ts = support::sqlite().await;
     let store = &ts.store;
-    let accounts = crate::sync::enroll_all(&em, store).await;
-    crate::sync::sync(&em, store, &accounts).await;
-    let now = OffsetDateTime::now_utc();
-    store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
-    let report = dispatch::dispatch(store, now).await.expect("dispatch");
-    assert_eq!(report.enqueued.len(), 1, "{report:?}");
-    let job_id = &report.enqueued[0];
+    let (_, job_id) = one_ssh_job(&em, store).await;
+    let job_id = &job_id;
 
     let worker = Worker::new(store.clone(), runner(&em, store, Some(EXTERNAL_ID)), WorkerConfig::new("test"));
     worker.tick().await.expect("tick");
@@ -317,12 +319,7 @@ async fn a_finding_that_fails_again_before_any_read_saw_it_pass_gets_a_new_job()
     let em = support::emulator("demo").await;
     let ts = support::sqlite().await;
     let store = &ts.store;
-    let accounts = crate::sync::enroll_all(&em, store).await;
-    crate::sync::sync(&em, store, &accounts).await;
-    let now = OffsetDateTime::now_utc();
-    store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
-    let first = dispatch::dispatch(store, now).await.expect("dispatch");
-    assert_eq!(first.enqueued.len(), 1);
+    let (accounts, first) = one_ssh_job(&em, store).await;
     let worker = Worker::new(store.clone(), runner(&em, store, Some(EXTERNAL_ID)), WorkerConfig::new("test"));
     worker.tick().await.expect("tick");
     assert_eq!(web_admin_rules(&em).len(), 2, "SSH revoked");
@@ -334,7 +331,7 @@ async fn a_finding_that_fails_again_before_any_read_saw_it_pass_gets_a_new_job()
     crate::sync::sync(&em, store, &accounts).await;
     let second = dispatch::dispatch(store, OffsetDateTime::now_utc()).await.expect("dispatch");
     assert_eq!(second.enqueued.len(), 1, "the reopened rule gets a job of its own: {second:?}");
-    assert_ne!(second.enqueued, first.enqueued);
+    assert_ne!(second.enqueued, [first]);
     let again = dispatch::dispatch(store, OffsetDateTime::now_utc()).await.expect("dispatch");
     assert!(again.enqueued.is_empty(), "and only one: {again:?}");
     worker.tick().await.expect("tick");
