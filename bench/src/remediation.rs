@@ -435,18 +435,6 @@ pub(crate) fn fix_latency(rt: &Runtime, samples: usize, interval: u64) -> anyhow
 
 const WEB: &str = "333333333333";
 
-/// The SDK's configuration signing in as `account`'s administrator at the emulator.
-fn sdk_config(url: &str, account: &str) -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(url)
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new(format!("AKID{account}"), "bench", None, None, "bench"),
-        ))
-        .build()
-}
-
 /// The EC2.13 finding of `group` as the emulator holds it: (compliance, workflow, note).
 fn ssh_finding(em: &orgsec_emulator::Emulator, group: &str) -> Option<(String, String, String)> {
     let w = em.shared().world.read();
@@ -500,7 +488,7 @@ async fn fix_latency_samples(samples: usize, interval: u64) -> anyhow::Result<Ve
     settings.external_id = Some(EXTERNAL_ID.to_string());
     settings.regions = vec![REGION.to_string()];
     let store = Store::open(&settings.database_url).await?;
-    let aws = Aws::new(sdk_config(&url, ADMIN), &settings);
+    let aws = Aws::new(orgsec::aws::emulator_config(&url, ADMIN), &settings);
     enroll::run(&aws, &store, &Selection::All, &|_| {}).await?;
 
     // Wired as `orgsec serve` wires them.
@@ -536,7 +524,7 @@ async fn fix_latency_samples(samples: usize, interval: u64) -> anyhow::Result<Ve
     });
     let jobs = tokio::spawn(worker.run(stopped));
 
-    let ec2 = aws_sdk_ec2::Client::new(&sdk_config(&url, WEB));
+    let ec2 = aws_sdk_ec2::Client::new(&orgsec::aws::emulator_config(&url, WEB));
     let groups = ec2
         .describe_security_groups()
         .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("web-admin").build())

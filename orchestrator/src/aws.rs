@@ -256,6 +256,23 @@ impl fmt::Debug for Aws {
     }
 }
 
+/// A configuration that signs in to the emulator at `endpoint` as `account`'s administrator
+/// (access key `AKID<account>`), in us-east-1: what `orgsec demo` and the benchmarks use.
+pub fn emulator_config(endpoint: &str, account: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(DEFAULT_REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            format!("AKID{account}"),
+            "emulator",
+            None,
+            None,
+            "orgsec-emulator",
+        )))
+        .build()
+}
+
 impl Aws {
     /// The standard AWS chain and environment (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...),
     /// with orgsec's timeouts and, unless AWS_MAX_ATTEMPTS or AWS_RETRY_MODE say otherwise,

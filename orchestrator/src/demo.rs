@@ -140,15 +140,7 @@ async fn run_on(
     let mut settings = Settings::load(&dir.join("orgsec.toml"), false, |_| None)?;
     settings.external_id = Some(EXTERNAL_ID.into());
     settings.regions = vec!["us-east-1".into()];
-    let base = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(em.url())
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new("AKID222222222222", "demo", None, None, "orgsec-demo"),
-        ))
-        .build();
-    let aws = Aws::new(base, &settings);
+    let aws = Aws::new(crate::aws::emulator_config(&em.url(), "222222222222"), &settings);
 
     // 1. Enroll, sync, score.
     let enrolled = enroll::run(&aws, store, &Selection::All, &|_| {}).await?;
@@ -269,15 +261,7 @@ async fn work(store: &Store, worker: &Worker<PlaybookRunner>, deadline: Instant)
 }
 
 fn remediation_of(j: &Job) -> Remediation {
-    let changes = j
-        .result
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
-        .and_then(|v| v["changed"].as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|c| c.as_str().map(str::to_string))
-        .collect();
+    let changes = crate::remediate::runner::changes(j);
     Remediation {
         job_id: j.id.clone(),
         playbook: j.playbook.clone(),

@@ -69,10 +69,7 @@ pub fn jobs_table(jobs: &[Job]) -> String {
             .and_then(|p| serde_json::from_str::<Value>(p).ok())
             .and_then(|p| p["summary"].as_str().map(str::to_string))
             .unwrap_or_else(|| "-".to_string());
-        let updated = j
-            .updated_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| j.updated_at.unix_timestamp().to_string());
+        let updated = rfc3339(j.updated_at);
         t.add_row(vec![
             j.id.clone(),
             j.state.to_string(),
@@ -164,7 +161,8 @@ pub fn changes_json(
     serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
+/// A time as RFC 3339 (its Unix seconds if it cannot be).
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 

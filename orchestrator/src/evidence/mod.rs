@@ -35,6 +35,7 @@ use crate::audit::{AuditRecord, GENESIS};
 use crate::aws::Aws;
 use crate::catalogue::catalogue;
 use crate::finding::{Finding, Source};
+use crate::render::rfc3339;
 use crate::store::{FindingQuery, Store, StoreError};
 
 /// The bundle format's name and version, in the manifest.
@@ -138,10 +139,6 @@ pub struct Bundle {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     crate::audit::hex(&Sha256::digest(bytes))
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 fn millis_rfc3339(ms: i64) -> String {

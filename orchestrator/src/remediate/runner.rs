@@ -270,8 +270,15 @@ fn run_error(e: RemediationError) -> RunError {
     RunError { message: e.to_string(), retryable }
 }
 
+/// A plan's steps for people, one line each (`action: description`); its summary when it has
+/// no step.
+fn plan_actions(plan: &Plan) -> Vec<String> {
+    let actions: Vec<String> = plan.steps.iter().map(|s| format!("{}: {}", s.action, s.description)).collect();
+    if actions.is_empty() { vec![plan.summary.clone()] } else { actions }
+}
+
 /// What the job's execute step changed, one line each (none before it ran).
-fn changes(job: &Job) -> Vec<String> {
+pub fn changes(job: &Job) -> Vec<String> {
     job.result.as_deref().and_then(|r| serde_json::from_str::<Outcome>(r).ok()).map(|o| o.changed).unwrap_or_default()
 }
 
@@ -338,11 +345,7 @@ impl Runner for PlaybookRunner {
         }
         let finding = self.store.finding(&job.finding_uid).await.ok().flatten();
         let plan = plan_from(job, plan)?;
-        let mut actions: Vec<String> = plan.steps.iter().map(|s| format!("{}: {}", s.action, s.description)).collect();
-        if actions.is_empty() {
-            actions.push(plan.summary.clone());
-        }
-        let mut event = self.event(job, finding.as_ref(), "planned", actions, None);
+        let mut event = self.event(job, finding.as_ref(), "planned", plan_actions(&plan), None);
         event.outcome = "PLANNED".to_string();
         let failed: Vec<String> = self
             .notifier
@@ -372,14 +375,7 @@ impl Runner for PlaybookRunner {
                 .plan
                 .as_deref()
                 .and_then(|p| serde_json::from_str::<Plan>(p).ok())
-                .map(|p| {
-                    let mut a: Vec<String> =
-                        p.steps.iter().map(|s| format!("{}: {}", s.action, s.description)).collect();
-                    if a.is_empty() {
-                        a.push(p.summary);
-                    }
-                    a
-                })
+                .map(|p| plan_actions(&p))
                 .unwrap_or_default();
             actions.push(format!("approve: orgsec remediations approve {}", job.id));
             actions.push(format!("reject: orgsec remediations reject {} --reason \"...\"", job.id));
