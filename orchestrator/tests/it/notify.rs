@@ -135,6 +135,27 @@ fn binding(name: &str, mode: Mode, notify: &[&str]) -> BindingSpec {
     }
 }
 
+/// A fresh store of the demo org, enrolled and synced, with `binding`, dispatched and worked
+/// once with `notifier`: the store (kept alive) and the binding's one job as it ended.
+async fn one_job(
+    em: &orgsec_emulator::Emulator,
+    notifier: Notifier,
+    binding: BindingSpec,
+) -> (support::TestStore, orgsec::jobs::Job) {
+    let ts = support::sqlite().await;
+    let store = &ts.store;
+    let accounts = crate::sync::enroll_all(em, store).await;
+    crate::sync::sync(em, store, &accounts).await;
+    let now = OffsetDateTime::now_utc();
+    store.put_binding(&binding, "test", now).await.expect("binding");
+    let report = orgsec::dispatch::dispatch(store, now).await.expect("dispatch");
+    assert_eq!(report.enqueued.len(), 1, "{report:?}");
+    let runner = Arc::new(PlaybookRunner::new(admin_aws(em, Some(EXTERNAL_ID), &[]), store.clone(), notifier));
+    Worker::new(store.clone(), runner, WorkerConfig::new("test")).tick().await.expect("tick");
+    let job = store.get_job(&report.enqueued[0]).await.expect("job").expect("stored");
+    (ts, job)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn remediations_notify_their_outcome_and_a_dead_target_never_blocks_one() {
     let (slack_url, slack) = receiver(0).await;
@@ -147,17 +168,7 @@ async fn remediations_notify_their_outcome_and_a_dead_target_never_blocks_one() 
     let em = support::emulator("demo").await;
 
     // notify mode: nothing changes, the plan goes out.
-    let ts = support::sqlite().await;
-    let store = &ts.store;
-    let accounts = crate::sync::enroll_all(&em, store).await;
-    crate::sync::sync(&em, store, &accounts).await;
-    let now = OffsetDateTime::now_utc();
-    store.put_binding(&binding("tell-me", Mode::Notify, &["slack"]), "test", now).await.expect("binding");
-    let report = orgsec::dispatch::dispatch(store, now).await.expect("dispatch");
-    let runner = Arc::new(PlaybookRunner::new(admin_aws(&em, Some(EXTERNAL_ID), &[]), store.clone(), notifier.clone()));
-    let worker = Worker::new(store.clone(), runner, WorkerConfig::new("test"));
-    worker.tick().await.expect("tick");
-    let job = store.get_job(&report.enqueued[0]).await.expect("job").expect("stored");
+    let (_ts, job) = one_job(&em, notifier.clone(), binding("tell-me", Mode::Notify, &["slack"])).await;
     assert_eq!(job.state, JobState::Notified, "{job:#?}");
     {
         let got = slack.lock();
@@ -169,16 +180,7 @@ async fn remediations_notify_their_outcome_and_a_dead_target_never_blocks_one() 
 
     // auto mode with a dead target beside a live one: the fix is not held up; the outcome goes
     // to the live one.
-    let ts = support::sqlite().await;
-    let store = &ts.store;
-    let accounts = crate::sync::enroll_all(&em, store).await;
-    crate::sync::sync(&em, store, &accounts).await;
-    store.put_binding(&binding("fix-it", Mode::Auto, &["gone", "slack"]), "test", now).await.expect("binding");
-    let report = orgsec::dispatch::dispatch(store, now).await.expect("dispatch");
-    let runner = Arc::new(PlaybookRunner::new(admin_aws(&em, Some(EXTERNAL_ID), &[]), store.clone(), notifier));
-    let worker = Worker::new(store.clone(), runner, WorkerConfig::new("test"));
-    worker.tick().await.expect("tick");
-    let job = store.get_job(&report.enqueued[0]).await.expect("job").expect("stored");
+    let (_ts, job) = one_job(&em, notifier, binding("fix-it", Mode::Auto, &["gone", "slack"])).await;
     assert_eq!(job.state, JobState::Succeeded, "{job:#?}");
     let start = std::time::Instant::now();
     while slack.lock().len() < 2 {
@@ -196,17 +198,7 @@ async fn a_plan_waiting_for_approval_is_announced_with_how_to_approve_it() {
     let settings = BTreeMap::from([("secops".to_string(), target(Kind::Slack, &slack_url))]);
     let notifier = Notifier::new(&settings, |_| None).expect("notifier");
     let em = support::emulator("demo").await;
-    let ts = support::sqlite().await;
-    let store = &ts.store;
-    let accounts = crate::sync::enroll_all(&em, store).await;
-    crate::sync::sync(&em, store, &accounts).await;
-    let now = OffsetDateTime::now_utc();
-    store.put_binding(&binding("ask-first", Mode::Approve, &["secops"]), "test", now).await.expect("binding");
-    let report = orgsec::dispatch::dispatch(store, now).await.expect("dispatch");
-    let runner = Arc::new(PlaybookRunner::new(admin_aws(&em, Some(EXTERNAL_ID), &[]), store.clone(), notifier));
-    let worker = Worker::new(store.clone(), runner, WorkerConfig::new("test"));
-    worker.tick().await.expect("tick");
-    let job = store.get_job(&report.enqueued[0]).await.expect("job").expect("stored");
+    let (_ts, job) = one_job(&em, notifier, binding("ask-first", Mode::Approve, &["secops"])).await;
     assert_eq!(job.state, JobState::PendingApproval, "{job:#?}");
     let start = std::time::Instant::now();
     while slack.lock().is_empty() {
