@@ -181,7 +181,7 @@ async fn run_on(
     config.backoff = jobs::Backoff { base: Duration::from_millis(200), cap: Duration::from_secs(2) };
     let worker = Worker::new(store.clone(), runner, config);
     let deadline = Instant::now() + REMEDIATION_DEADLINE;
-    work(store, &worker, deadline).await?;
+    work(&worker, deadline).await?;
     let waiting = store
         .list_jobs(&JobFilter { states: vec![JobState::PendingApproval], limit: Some(1000), ..JobFilter::default() })
         .await?;
@@ -189,7 +189,7 @@ async fn run_on(
         jobs::approve(store, &job.id, SCRIPTED_ADMIN, OffsetDateTime::now_utc()).await?;
         say(format!("{SCRIPTED_ADMIN} approved {} on {} (job {}).", job.playbook, job.account_id, job.id));
     }
-    work(store, &worker, deadline).await?;
+    work(&worker, deadline).await?;
     let all = store.list_jobs(&JobFilter { limit: Some(1000), ..JobFilter::default() }).await?;
     let remediations: Vec<Remediation> = all.iter().map(remediation_of).collect();
     let succeeded = remediations.iter().filter(|r| r.state == "SUCCEEDED").count();
@@ -239,25 +239,12 @@ async fn run_on(
     Ok(report)
 }
 
-/// Drives the worker until no job is due (waiting jobs stay), or the deadline.
-async fn work(store: &Store, worker: &Worker<PlaybookRunner>, deadline: Instant) -> anyhow::Result<()> {
-    let busy = vec![JobState::Queued, JobState::Running, JobState::Verifying];
-    loop {
-        let leased = worker.tick().await?;
-        let open = store.list_jobs(&JobFilter { states: busy.clone(), limit: Some(1), ..JobFilter::default() }).await?;
-        if open.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!(
-                "remediation jobs still running after {REMEDIATION_DEADLINE:?}: see `orgsec remediations list`"
-            );
-        }
-        if leased == 0 {
-            // A job backing off before its next try.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+/// Drives the worker until no job is due (waiting jobs stay); an error past the deadline.
+async fn work(worker: &Worker<PlaybookRunner>, deadline: Instant) -> anyhow::Result<()> {
+    if !worker.drain(deadline).await? {
+        anyhow::bail!("remediation jobs still running after {REMEDIATION_DEADLINE:?}: see `orgsec remediations list`");
     }
+    Ok(())
 }
 
 fn remediation_of(j: &Job) -> Remediation {

@@ -54,7 +54,7 @@ use tokio::sync::watch;
 
 use crate::audit::{AuditEntry, ENGINE};
 use crate::binding::Mode;
-use crate::store::{Advance, Enqueued, LeaseRequest, Store, StoreError};
+use crate::store::{Advance, Enqueued, JobFilter, LeaseRequest, Store, StoreError};
 
 /// Attempts per phase (before approval, after it) unless the dispatcher says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
@@ -660,6 +660,31 @@ impl<R: Runner> Worker<R> {
         let n = jobs.len();
         futures_util::future::join_all(jobs.into_iter().map(|job| self.process(job))).await;
         Ok(n)
+    }
+
+    /// Works until no job is queued, running or verifying (jobs waiting for approval stay), or
+    /// until `deadline`: for one-shot runs (`orgsec remediate`, the demo) rather than a service.
+    /// Returns whether the queue went idle; jobs left behind (backing off before a retry, say)
+    /// continue at the next run or in `orgsec serve`.
+    pub async fn drain(&self, deadline: std::time::Instant) -> Result<bool, JobError> {
+        let busy = vec![JobState::Queued, JobState::Running, JobState::Verifying];
+        loop {
+            let leased = self.tick().await?;
+            let open = self
+                .store
+                .list_jobs(&JobFilter { states: busy.clone(), limit: Some(1), ..JobFilter::default() })
+                .await?;
+            if open.is_empty() {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            if leased == 0 {
+                // A job backing off before its next try, or held by another worker.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 
     async fn process(&self, job: Job) {

@@ -55,7 +55,9 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The whole loop on an emulated organization, with no AWS account: start the emulator
-    /// in-process with the demo org, enroll, sync, score, and print the scores and priorities.
+    /// in-process with the demo org, enroll, sync, score, bind every playbook, remediate (an
+    /// admin's approval scripted), verify, score again; print before and after, and write an
+    /// HTML report and an evidence bundle.
     Demo {
         /// Where the demo keeps its database (replaced at each run).
         #[arg(long, value_name = "DIR", default_value = "orgsec-demo")]
@@ -134,6 +136,16 @@ enum Command {
     Bindings {
         #[command(subcommand)]
         command: BindingsCommand,
+    },
+    /// Remediate once, without `orgsec serve`: match failing findings to the bindings, run and
+    /// verify every job that is due (approved ones included), then collect the accounts it
+    /// changed again and rescore. Jobs waiting for approval stay waiting. Fails when a job
+    /// failed or jobs were still running when the time ran out.
+    Remediate {
+        /// How long to wait for jobs still running or backing off before a retry; they carry on
+        /// at the next run (or in `orgsec serve`).
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        timeout: u64,
     },
     /// Remediation jobs: list them, approve or reject those waiting for approval.
     Remediations {
@@ -301,12 +313,20 @@ enum RemediationsCommand {
         /// At most this many (up to 1000).
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Print only the jobs' ids, one a line (for `approve $(...)`).
+        #[arg(long)]
+        ids: bool,
     },
-    /// Approve job ID, waiting in PENDING_APPROVAL: a worker of `orgsec serve` runs it next.
-    Approve { id: String },
-    /// Reject job ID, waiting in PENDING_APPROVAL: nothing is changed.
+    /// Approve the jobs ID..., waiting in PENDING_APPROVAL: `orgsec serve` (or `orgsec
+    /// remediate`) runs them next.
+    Approve {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Reject the jobs ID..., waiting in PENDING_APPROVAL: nothing is changed.
     Reject {
-        id: String,
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
         /// Why, for the audit trail.
         #[arg(long, default_value = "")]
         reason: String,
@@ -556,6 +576,13 @@ async fn run(cli: Cli) -> Result<()> {
             store.close().await;
             result
         }
+        Command::Remediate { timeout } => {
+            let settings = settings()?;
+            let store = open_store(&settings).await?;
+            let result = remediate(&settings, &store, timeout, cli.output).await;
+            store.close().await;
+            result
+        }
         Command::Remediations { command } => {
             let store = open_store(&settings()?).await?;
             let result = remediations(&store, command, cli.output).await;
@@ -761,9 +788,14 @@ async fn remediations(store: &Store, command: RemediationsCommand, output: Outpu
         Output::Json => render::jobs_json(jobs),
     };
     match command {
-        RemediationsCommand::List { states, account, limit } => {
+        RemediationsCommand::List { states, account, limit, ids } => {
             let jobs = service.list(&cli, &states, account.as_deref(), limit).await?;
-            if jobs.is_empty() && output == Output::Table {
+            if ids {
+                let lines: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+                if !lines.is_empty() {
+                    print(lines.join("\n"));
+                }
+            } else if jobs.is_empty() && output == Output::Table {
                 eprintln!(
                     "No remediation jobs{}. Jobs appear when a binding matches a failing finding during `orgsec serve`.",
                     if states.is_empty() && account.is_none() { "" } else { " match" }
@@ -772,18 +804,49 @@ async fn remediations(store: &Store, command: RemediationsCommand, output: Outpu
                 print(show(&jobs));
             }
         }
-        RemediationsCommand::Approve { id } => {
-            let job = service.approve(&cli, &id).await?;
-            print(show(std::slice::from_ref(&job)));
-            eprintln!("Approved {id}: a worker of `orgsec serve` runs it next.");
+        RemediationsCommand::Approve { ids } => {
+            let mut done = Vec::new();
+            for id in &ids {
+                match service.approve(&cli, id).await {
+                    Ok(job) => done.push(job),
+                    Err(e) => return Err(partly(&done, "approved", e, &show)),
+                }
+            }
+            print(show(&done));
+            eprintln!(
+                "Approved {}: `orgsec serve` (or `orgsec remediate`) runs {} next.",
+                ids.join(", "),
+                if ids.len() == 1 { "it" } else { "them" }
+            );
         }
-        RemediationsCommand::Reject { id, reason } => {
-            let job = service.reject(&cli, &id, &reason).await?;
-            print(show(std::slice::from_ref(&job)));
-            eprintln!("Rejected {id}: nothing was changed.");
+        RemediationsCommand::Reject { ids, reason } => {
+            let mut done = Vec::new();
+            for id in &ids {
+                match service.reject(&cli, id, &reason).await {
+                    Ok(job) => done.push(job),
+                    Err(e) => return Err(partly(&done, "rejected", e, &show)),
+                }
+            }
+            print(show(&done));
+            eprintln!("Rejected {}: nothing was changed.", ids.join(", "));
         }
     }
     Ok(())
+}
+
+/// The error of the one job an approve or reject could not take, after printing those it did.
+fn partly(
+    done: &[orgsec::jobs::Job],
+    verb: &str,
+    e: impl Into<anyhow::Error>,
+    show: &impl Fn(&[orgsec::jobs::Job]) -> String,
+) -> anyhow::Error {
+    if done.is_empty() {
+        return e.into();
+    }
+    print(show(done));
+    let ids: Vec<&str> = done.iter().map(|j| j.id.as_str()).collect();
+    e.into().context(format!("{verb} {} (above); stopped at the next", ids.join(", ")))
 }
 
 fn read_binding(file: &Path) -> Result<BindingSpec> {
@@ -846,14 +909,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let changed = runner.changed();
     let owner = format!("{}:{}", hostname(), std::process::id());
     let worker = orgsec::jobs::Worker::new(store.clone(), runner, orgsec::jobs::WorkerConfig::new(owner));
-    let rounds = orgsec::rounds::Rounds {
-        collector: Collector::new(aws.clone(), store.clone(), std::sync::Arc::new(Limits::default())),
-        aws,
-        store: store.clone(),
-        posture: posture.clone(),
-        metrics: metrics.clone(),
-        monitor: std::sync::Arc::new(orgsec::monitor::Monitor::new(store.clone(), settings.reassess_after_changes)),
-    };
+    let rounds = rounds(&settings, &store, aws, metrics.clone(), posture.clone());
     // Serve what the store already holds at once; the first round refreshes it.
     if let Err(e) = rounds.rescore().await {
         tracing::warn!(error = %e, "cannot score what the store holds");
@@ -885,6 +941,83 @@ async fn serve(settings: Settings) -> Result<()> {
     served?;
     store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// What serve's background rounds and `orgsec remediate` work with.
+fn rounds(
+    settings: &Settings,
+    store: &Store,
+    aws: Aws,
+    metrics: std::sync::Arc<orgsec::metrics::Metrics>,
+    posture: orgsec::posture::SharedPosture,
+) -> orgsec::rounds::Rounds {
+    orgsec::rounds::Rounds {
+        collector: Collector::new(aws.clone(), store.clone(), std::sync::Arc::new(Limits::default())),
+        aws,
+        store: store.clone(),
+        posture,
+        metrics,
+        monitor: std::sync::Arc::new(orgsec::monitor::Monitor::new(store.clone(), settings.reassess_after_changes)),
+    }
+}
+
+/// `orgsec remediate`: one pass of dispatch and work, its jobs printed.
+async fn remediate(settings: &Settings, store: &Store, timeout: u64, output: Output) -> Result<()> {
+    let aws = Aws::from_env(settings).await;
+    let notifier = orgsec::notify::Notifier::new(&settings.notifications, |v| std::env::var(v).ok())
+        .context("the notification targets in the settings cannot be used")?;
+    let runner = std::sync::Arc::new(orgsec::remediate::PlaybookRunner::new(aws.clone(), store.clone(), notifier));
+    let config = orgsec::jobs::WorkerConfig::new(format!("{}:{}:cli", hostname(), std::process::id()));
+    let metrics = std::sync::Arc::new(orgsec::metrics::Metrics::new());
+    let rounds = rounds(settings, store, aws, metrics, orgsec::posture::SharedPosture::default());
+    let pass = rounds.remediate_once(runner, config, std::time::Duration::from_secs(timeout)).await?;
+    let count = |state: orgsec::jobs::JobState| pass.jobs.iter().filter(|j| j.state == state).count();
+    let (succeeded, failed, waiting) = (
+        count(orgsec::jobs::JobState::Succeeded),
+        count(orgsec::jobs::JobState::Failed),
+        count(orgsec::jobs::JobState::PendingApproval),
+    );
+    match output {
+        Output::Table => {
+            if pass.jobs.is_empty() {
+                if pass.dispatch.bindings == 0 {
+                    eprintln!(
+                        "Nothing to remediate: there are no bindings; add one with `orgsec bindings put --file binding.json`."
+                    );
+                } else {
+                    eprintln!(
+                        "Nothing to remediate: {} failing findings match the {} bindings, and each has its job already (`orgsec remediations list`).",
+                        pass.dispatch.matched, pass.dispatch.bindings
+                    );
+                }
+            } else {
+                print(render::jobs_table(&pass.jobs));
+                let mut summary = format!(
+                    "{} new jobs; {succeeded} succeeded and verified, {failed} failed, {waiting} wait for approval",
+                    pass.dispatch.enqueued.len()
+                );
+                if waiting > 0 {
+                    summary.push_str(" (`orgsec remediations approve ID`, then `orgsec remediate` again)");
+                }
+                if !pass.refreshed.is_empty() {
+                    summary.push_str(&format!("; collected again: {}", pass.refreshed.join(", ")));
+                }
+                eprintln!("{summary}.");
+            }
+        }
+        Output::Json => print(serde_json::to_string_pretty(&pass)?),
+    }
+    if !pass.idle {
+        bail!(
+            "jobs were still running or waiting to retry after {timeout} s: they carry on at the next `orgsec remediate` (or in `orgsec serve`); `orgsec remediations list --state QUEUED` shows them"
+        );
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} remediation jobs failed (their errors are above); `orgsec remediations list --state FAILED` lists them"
+        );
+    }
     Ok(())
 }
 

@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 
 use crate::aws::Aws;
 use crate::collect::{Collector, SyncOptions, SyncReport};
-use crate::dispatch;
+use crate::dispatch::{self, DispatchReport};
 use crate::enroll::{self, AccountState};
+use crate::jobs::{Job, JobError, Worker, WorkerConfig};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::posture::{self, SharedPosture};
-use crate::remediate::Changed;
+use crate::remediate::{Changed, PlaybookRunner};
 use crate::score::{ScopeKind, Weights};
-use crate::store::{Store, StoreError};
+use crate::store::{JobFilter, Store, StoreError};
 
 /// What a round works with.
 #[derive(Debug, Clone)]
@@ -31,6 +32,20 @@ pub struct Rounds {
     pub posture: SharedPosture,
     pub metrics: Arc<Metrics>,
     pub monitor: Arc<Monitor>,
+}
+
+/// What [`Rounds::remediate_once`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RemediatePass {
+    pub dispatch: DispatchReport,
+    /// The jobs created, run, approved or rejected since the pass began (of the newest
+    /// thousand), newest first.
+    pub jobs: Vec<Job>,
+    /// Whether the queue went idle: false when jobs still ran or backed off before a retry
+    /// when the time ran out (they continue at the next pass or in `orgsec serve`).
+    pub idle: bool,
+    /// The accounts collected again because a remediation changed them.
+    pub refreshed: Vec<String>,
 }
 
 /// The accounts collection reads: enrolled ones and the admin itself.
@@ -112,6 +127,42 @@ impl Rounds {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot match findings to bindings; trying again next round"),
         }
+    }
+
+    /// One pass of remediation without a service (`orgsec remediate`): matches failing
+    /// findings to the bindings, runs and verifies every job that is due (approved ones
+    /// included) until none is queued or running or `timeout` passes, then collects the
+    /// accounts the remediations changed again, rescores and snapshots. Jobs waiting for
+    /// approval stay waiting. Safe beside a running `orgsec serve`: jobs are leased.
+    pub async fn remediate_once(
+        &self,
+        runner: Arc<PlaybookRunner>,
+        config: WorkerConfig,
+        timeout: Duration,
+    ) -> Result<RemediatePass, JobError> {
+        let began = time::OffsetDateTime::now_utc();
+        let deadline = Instant::now() + timeout;
+        let dispatch = dispatch::dispatch(&self.store, began).await?;
+        let changed = runner.changed();
+        let worker = Worker::new(self.store.clone(), runner, config);
+        let idle = worker.drain(deadline).await?;
+        let refreshed: Vec<String> = changed.take().into_iter().collect();
+        if !refreshed.is_empty() {
+            let report = self.collector.sync(&refreshed, &SyncOptions::default(), &|_| {}).await?;
+            self.monitor_after(&refreshed).await?;
+            let board = posture::scoreboard(&self.store, Weights::default()).await?;
+            posture::snapshot(&self.store, &board, report.finished_at).await?;
+        }
+        // Jobs touched now: updated since the pass began (the store keeps milliseconds).
+        let since = began - time::Duration::nanoseconds(i64::from(began.nanosecond() % 1_000_000));
+        let jobs = self
+            .store
+            .list_jobs(&JobFilter { limit: Some(1000), ..JobFilter::default() })
+            .await?
+            .into_iter()
+            .filter(|j| j.updated_at >= since)
+            .collect();
+        Ok(RemediatePass { dispatch, jobs, idle, refreshed })
     }
 
     /// Collects `accounts` again (from their watermarks), rescores and publishes: after a

@@ -44,10 +44,15 @@ impl Changed {
         self.wake.notify_one();
     }
 
+    /// Takes the accounts changed so far, without waiting.
+    pub fn take(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.accounts.lock())
+    }
+
     /// Waits until some account changed, then takes them all.
     pub async fn next(&self) -> BTreeSet<String> {
         loop {
-            let taken = std::mem::take(&mut *self.accounts.lock());
+            let taken = self.take();
             if !taken.is_empty() {
                 return taken;
             }
