@@ -34,6 +34,7 @@ use time::OffsetDateTime;
 use crate::audit::{AuditRecord, GENESIS};
 use crate::aws::Aws;
 use crate::catalogue::catalogue;
+use crate::enroll::AccountState;
 use crate::finding::{Finding, Source};
 use crate::render::rfc3339;
 use crate::store::{FindingQuery, Store, StoreError};
@@ -354,7 +355,26 @@ pub async fn export(
     let all = findings_of(store, &scope.accounts, &ids, true).await?;
     let windowed: Vec<&Finding> = all.iter().filter(|f| since_ms.is_none_or(|s| f.updated_at >= s)).collect();
     let disabled = match aws {
-        Some(aws) => disabled_controls(aws, &scope.accounts, standard_path, &mut notes).await,
+        Some(aws) => {
+            // Only enrolled accounts have a member role to read through.
+            let states: std::collections::HashMap<String, AccountState> =
+                store.accounts().await?.into_iter().map(|a| (a.account_id, a.state)).collect();
+            let mut readable = Vec::new();
+            for account in &scope.accounts {
+                match states.get(account) {
+                    Some(AccountState::Enrolled | AccountState::Admin) => readable.push(account.clone()),
+                    Some(AccountState::Management) => notes.push(format!(
+                        "disabled controls of {account} not read: it is the management account, which orgsec does not enroll"
+                    )),
+                    Some(state) => notes.push(format!(
+                        "disabled controls of {account} not read: the account is {}, not enrolled (`orgsec enroll --account {account}`)",
+                        state.as_str()
+                    )),
+                    None => notes.push(format!("disabled controls of {account} not read: the account is not enrolled")),
+                }
+            }
+            disabled_controls(aws, &readable, standard_path, &mut notes).await
+        }
         None => {
             notes.push("disabled controls not read: no AWS access was given".into());
             Vec::new()
