@@ -2,6 +2,9 @@
 //!
 //! Every role may read posture (app teams and auditors read everything; they change nothing
 //! here). Until the first scoring has run, every call is NOT_FOUND with a message saying so.
+//! When the store holds a newer score snapshot than the one published (an `orgsec sync` or
+//! `orgsec remediate` ran beside the service), a call rescores first: callers never read scores
+//! older than the store's.
 
 use orgsec_proto::orgsec::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -42,6 +45,22 @@ fn scope_of(kind: ScopeKind, id: &str) -> Result<ScopeRef, Status> {
 
 fn timestamp(t: Option<time::OffsetDateTime>) -> Option<prost_types::Timestamp> {
     t.map(|t| prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 })
+}
+
+impl Api {
+    /// Rescores and publishes when the store's newest snapshot is newer than the published
+    /// scores. One cheap query when nothing changed.
+    async fn fresh_posture(&self) -> Result<(), Status> {
+        let failed = |e: crate::store::StoreError| Status::internal(format!("the orchestrator's database failed: {e}"));
+        let Some(latest) = self.store.latest_snapshot_at().await.map_err(failed)? else { return Ok(()) };
+        let published = self.posture.read().computed_at.map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+        if published.is_some_and(|p| p >= latest) {
+            return Ok(());
+        }
+        let board = crate::posture::scoreboard(&self.store, crate::score::Weights::default()).await.map_err(failed)?;
+        crate::posture::publish(&self.posture, board, time::OffsetDateTime::now_utc());
+        Ok(())
+    }
 }
 
 fn not_scored() -> Status {
@@ -85,6 +104,7 @@ impl pb::posture_service_server::PostureService for Api {
         self.caller(&r)?;
         let req = r.into_inner();
         let scope = scope_of(kind_from_pb(req.scope)?, &req.id)?;
+        self.fresh_posture().await?;
         let latest = self.posture.read();
         let board = latest.board.as_ref().ok_or_else(not_scored)?;
         if !known(board, &scope) {
@@ -96,6 +116,7 @@ impl pb::posture_service_server::PostureService for Api {
     async fn list_scores(&self, r: Request<pb::ListScoresRequest>) -> Result<Response<pb::ListScoresResponse>, Status> {
         self.caller(&r)?;
         let kind = kind_from_pb(r.into_inner().scope)?;
+        self.fresh_posture().await?;
         let latest = self.posture.read();
         let board = latest.board.as_ref().ok_or_else(not_scored)?;
         let mut scores = if kind == ScopeKind::Org { vec![board.score(&ScopeRef::org())] } else { board.scores(kind) };
@@ -114,6 +135,7 @@ impl pb::posture_service_server::PostureService for Api {
         if req.limit < 0 {
             return Err(Status::invalid_argument("limit must be 0 (all) or more"));
         }
+        self.fresh_posture().await?;
         let latest = self.posture.read();
         let board = latest.board.as_ref().ok_or_else(not_scored)?;
         if !known(board, &scope) {

@@ -861,6 +861,14 @@ impl Store {
         Ok(())
     }
 
+    /// When the newest snapshot was taken (Unix milliseconds), if there is one: how a running
+    /// `orgsec serve` notices that a CLI `orgsec sync` or `orgsec remediate` rescored.
+    pub async fn latest_snapshot_at(&self) -> Result<Option<i64>, StoreError> {
+        let row: (Option<i64>,) =
+            with_pool!(self, p => sqlx::query_as("SELECT MAX(taken_at) FROM score_snapshots").fetch_one(p).await)?;
+        Ok(row.0)
+    }
+
     /// Snapshots of one scope, oldest first.
     pub async fn snapshots(&self, scope: &str, scope_id: &str) -> Result<Vec<SnapshotRow>, StoreError> {
         let rows: Vec<(i64, String, String, f64, i64, i64)> = with_pool!(self, p => sqlx::query_as(

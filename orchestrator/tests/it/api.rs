@@ -429,6 +429,40 @@ async fn posture_answers_from_the_latest_scoring() {
     em.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posture_follows_scores_a_cli_run_stored_beside_the_service() {
+    use pb::posture_service_client::PostureServiceClient;
+    let ts = crate::support::sqlite().await;
+    let store = ts.store.clone();
+    // The service scored an empty store when it started, a minute ago.
+    let empty = crate::support::sqlite().await;
+    let stale = orgsec::posture::scoreboard(&empty.store, orgsec::score::Weights::default()).await.expect("board");
+    let posture = orgsec::posture::SharedPosture::default();
+    let started = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    orgsec::posture::publish(&posture, stale, started);
+    let server = serve_with(ts, posture.clone()).await;
+    let mut client = PostureServiceClient::new(server.channel.clone());
+    let org = || pb::GetScoreRequest { scope: pb::ScopeKind::Org as i32, id: String::new() };
+    let before = client.get_score(req(org(), Some(AUDIT))).await.expect("org score").into_inner();
+    assert_eq!(before.failing_findings, 0, "nothing synced yet: {before:?}");
+
+    // Then `orgsec sync` ran beside it: collected, scored and took a snapshot.
+    let em = orgsec_emulator::Emulator::builder().scenario("demo").start().await.expect("emulator");
+    let accounts = crate::sync::enroll_all(&em, &store).await;
+    crate::sync::sync(&em, &store, &accounts).await;
+    let board = orgsec::posture::scoreboard(&store, orgsec::score::Weights::default()).await.expect("board");
+    let expected = board.score(&orgsec::score::ScopeRef::org()).score;
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    orgsec::posture::snapshot(&store, &board, now_ms).await.expect("snapshot");
+
+    let after = client.get_score(req(org(), Some(AUDIT))).await.expect("org score").into_inner();
+    assert_eq!(after.score, expected, "the store's newer scores, not the published ones");
+    assert!(after.failing_findings > 0 && expected < 100.0, "{after:?}");
+    let published = posture.read().computed_at.expect("published");
+    assert!(published > started, "published again: {published}");
+    em.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_api_speaks_tls_when_given_a_certificate() {
     use pb::playbook_service_client::PlaybookServiceClient;
