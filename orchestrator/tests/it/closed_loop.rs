@@ -339,3 +339,68 @@ async fn a_finding_that_fails_again_before_any_read_saw_it_pass_gets_a_new_job()
     let job = store.get_job(&second.enqueued[0]).await.expect("job").expect("stored");
     assert_eq!(job.state, JobState::Succeeded, "{job:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_remediate_pass_fixes_what_is_auto_leaves_approvals_waiting_and_recollects() {
+    let em = support::emulator("demo").await;
+    let ts = support::sqlite().await;
+    let store = &ts.store;
+    let accounts = crate::sync::enroll_all(&em, store).await;
+    crate::sync::sync(&em, store, &accounts).await;
+    let now = OffsetDateTime::now_utc();
+    store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
+    let quarantine = BindingSpec {
+        name: "quarantine-miners".into(),
+        finding_types: vec!["CryptoCurrency:EC2/".into()],
+        playbook: "isolate-instance".into(),
+        mode: Mode::Approve,
+        ..BindingSpec::default()
+    };
+    store.put_binding(&quarantine, "test", now).await.expect("binding");
+    let aws = admin_aws(&em, Some(EXTERNAL_ID), &[]);
+    let rounds = orgsec::rounds::Rounds {
+        collector: orgsec::collect::Collector::new(
+            aws.clone(),
+            store.clone(),
+            Arc::new(orgsec::collect::limits::Limits::default()),
+        ),
+        aws: aws.clone(),
+        store: store.clone(),
+        posture: posture::SharedPosture::default(),
+        metrics: Arc::new(orgsec::metrics::Metrics::new()),
+        monitor: Arc::new(orgsec::monitor::Monitor::new(store.clone(), 500)),
+    };
+    let pass = |config: &str| {
+        let runner = runner(&em, store, Some(EXTERNAL_ID));
+        rounds.remediate_once(runner, WorkerConfig::new(config), std::time::Duration::from_secs(60))
+    };
+    let snapshots_before = store.latest_snapshot_at().await.expect("snapshots");
+
+    let first = pass("first").await.expect("first pass");
+    assert!(first.idle, "{first:#?}");
+    assert_eq!(first.dispatch.enqueued.len(), 2, "{:?}", first.dispatch);
+    let states: BTreeMap<String, JobState> = first.jobs.iter().map(|j| (j.binding.clone(), j.state)).collect();
+    assert_eq!(
+        states,
+        BTreeMap::from([
+            ("close-ssh".to_string(), JobState::Succeeded),
+            ("quarantine-miners".to_string(), JobState::PendingApproval)
+        ])
+    );
+    assert_eq!(first.refreshed, [PROD_WEB], "the changed account is collected again");
+    let q = FindingQuery { controls: vec!["EC2.13".into()], failing: Some(true), ..FindingQuery::default() };
+    let failing = store.findings(&q).await.expect("findings");
+    assert!(failing.iter().all(|f| f.account_id != PROD_WEB), "the store saw the fix without a sync: {failing:#?}");
+    assert!(store.latest_snapshot_at().await.expect("snapshots") > snapshots_before, "scores were snapshotted");
+
+    let idle = pass("second").await.expect("second pass");
+    assert!(idle.idle && idle.dispatch.enqueued.is_empty() && idle.refreshed.is_empty(), "{idle:#?}");
+    assert!(idle.jobs.is_empty(), "a pass with nothing to do touches no job: {:#?}", idle.jobs);
+
+    let waiting = first.jobs.iter().find(|j| j.state == JobState::PendingApproval).expect("waiting job");
+    orgsec::jobs::approve(store, &waiting.id, "secops", OffsetDateTime::now_utc()).await.expect("approve");
+    let third = pass("third").await.expect("third pass");
+    assert_eq!(third.jobs.len(), 1, "only the approved job: {:#?}", third.jobs);
+    assert_eq!((third.jobs[0].id.as_str(), third.jobs[0].state), (waiting.id.as_str(), JobState::Succeeded));
+    assert!(third.idle && third.dispatch.enqueued.is_empty(), "{third:#?}");
+}
