@@ -53,6 +53,24 @@ fn binding(name: &str, mode: Mode) -> BindingSpec {
     }
 }
 
+/// The demo org enrolled and collected into `store`: the accounts read.
+async fn enrolled_and_synced(em: &Emulator, store: &Store) -> Vec<String> {
+    let accounts = crate::sync::enroll_all(em, store).await;
+    crate::sync::sync(em, store, &accounts).await;
+    accounts
+}
+
+/// An `approve` binding isolating every instance caught mining crypto-currency.
+fn quarantine_miners() -> BindingSpec {
+    BindingSpec {
+        name: "quarantine-miners".into(),
+        finding_types: vec!["CryptoCurrency:EC2/".into()],
+        playbook: "isolate-instance".into(),
+        mode: Mode::Approve,
+        ..BindingSpec::default()
+    }
+}
+
 /// The Security Hub finding `id` as the member account's own administrator reads it.
 async fn security_hub_finding(em: &Emulator, id: &str) -> aws_sdk_securityhub::types::AwsSecurityFinding {
     let hub = aws_sdk_securityhub::Client::new(&sdk_config(em, PROD_WEB));
@@ -79,8 +97,7 @@ async fn an_auto_binding_for_ec2_13_revokes_ssh_resolves_the_finding_and_raises_
     let em = support::emulator("demo").await;
     let ts = support::sqlite().await;
     let store = &ts.store;
-    let accounts = crate::sync::enroll_all(&em, store).await;
-    crate::sync::sync(&em, store, &accounts).await;
+    let accounts = enrolled_and_synced(&em, store).await;
     let q = FindingQuery { controls: vec!["EC2.13".into()], failing: Some(true), ..FindingQuery::default() };
     let failing = store.findings(&q).await.expect("findings");
     let ssh: Vec<_> = failing.iter().filter(|f| f.account_id == PROD_WEB).collect();
@@ -133,8 +150,7 @@ async fn an_auto_binding_for_ec2_13_revokes_ssh_resolves_the_finding_and_raises_
 /// The demo org enrolled and synced into `store`, an `auto` binding for EC2.13 in PROD_WEB,
 /// and the dispatch that makes its one job: the accounts and the job's id.
 async fn one_ssh_job(em: &Emulator, store: &Store) -> (Vec<String>, String) {
-    let accounts = crate::sync::enroll_all(em, store).await;
-    crate::sync::sync(em, store, &accounts).await;
+    let accounts = enrolled_and_synced(em, store).await;
     let now = OffsetDateTime::now_utc();
     store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
     let report = dispatch::dispatch(store, now).await.expect("dispatch");
@@ -176,16 +192,9 @@ async fn isolate_instance_on_the_crypto_mining_finding_waits_for_approval_and_le
     let em = support::emulator("demo").await;
     let ts = support::sqlite().await;
     let store = &ts.store;
-    let accounts = crate::sync::enroll_all(&em, store).await;
-    crate::sync::sync(&em, store, &accounts).await;
+    enrolled_and_synced(&em, store).await;
     let now = OffsetDateTime::now_utc();
-    let spec = BindingSpec {
-        name: "quarantine-miners".into(),
-        finding_types: vec!["CryptoCurrency:EC2/".into()],
-        playbook: "isolate-instance".into(),
-        mode: Mode::Approve,
-        ..BindingSpec::default()
-    };
+    let spec = quarantine_miners();
     store.put_binding(&spec, "test", now).await.expect("binding");
     let report = dispatch::dispatch(store, now).await.expect("dispatch");
     assert_eq!(
@@ -264,8 +273,7 @@ async fn one_check_reported_by_two_sources_gets_one_job() {
 
     let ts = support::sqlite().await;
     let store = &ts.store;
-    let accounts = crate::sync::enroll_all(&em, store).await;
-    crate::sync::sync(&em, store, &accounts).await;
+    enrolled_and_synced(&em, store).await;
     let q = FindingQuery { controls: vec!["EC2.13".into()], failing: Some(true), ..FindingQuery::default() };
     let reports: Vec<_> =
         store.findings(&q).await.expect("findings").into_iter().filter(|f| f.account_id == PROD_WEB).collect();
@@ -345,17 +353,10 @@ async fn one_remediate_pass_fixes_what_is_auto_leaves_approvals_waiting_and_reco
     let em = support::emulator("demo").await;
     let ts = support::sqlite().await;
     let store = &ts.store;
-    let accounts = crate::sync::enroll_all(&em, store).await;
-    crate::sync::sync(&em, store, &accounts).await;
+    enrolled_and_synced(&em, store).await;
     let now = OffsetDateTime::now_utc();
     store.put_binding(&binding("close-ssh", Mode::Auto), "test", now).await.expect("binding");
-    let quarantine = BindingSpec {
-        name: "quarantine-miners".into(),
-        finding_types: vec!["CryptoCurrency:EC2/".into()],
-        playbook: "isolate-instance".into(),
-        mode: Mode::Approve,
-        ..BindingSpec::default()
-    };
+    let quarantine = quarantine_miners();
     store.put_binding(&quarantine, "test", now).await.expect("binding");
     let aws = admin_aws(&em, Some(EXTERNAL_ID), &[]);
     let rounds = orgsec::rounds::Rounds {
