@@ -5,23 +5,23 @@
 //!    `orgsec_organization` data source spells it) and their tags. Every account found is
 //!    recorded in the store, selected or not: collection and scoring read `ou_path` and tags
 //!    (`orgsec:criticality`) from there.
-//! 2. **Per selected account**, up to [`CONCURRENCY`] at a time, one account's failure never
-//!    stopping the others:
-//!    - the member role is assumed with the ExternalId ([`Aws::check_role`]); if that fails,
-//!      the account is `failed` with the reason and nothing is changed in AWS for it;
-//!    - in every region of [`Aws::regions`], the account is made a member of the admin's
-//!      Security Hub and of the admin's GuardDuty detector. What exists is read first
-//!      (GetMembers), and only what is missing is created, so a second run changes nothing.
-//!      CreateMembers is all it takes for an account of the organization when the admin is
-//!      the organization's delegated administrator (AWS associates it at once). Otherwise
-//!      (an account outside the organization, or an admin that is not the delegated
-//!      administrator) the account is invited, and the invitation is accepted from inside the
-//!      member through its role when the role may do so; if not, the account stays `invited`
-//!      with the reason.
-//!    - The outcome is written to the store as soon as the account is done, so an interrupted
-//!      run loses nothing: the next run completes it, and re-verifies enrolled accounts with
-//!      reads only (one AssumeRole and two GetMembers per region).
-//!
+//! 2. **The member role** of each selected account, up to [`CONCURRENCY`] at a time, one
+//!    account's failure never stopping the others: it is assumed with the ExternalId
+//!    ([`Aws::check_role`]); if that fails, the account is `failed` with the reason, recorded at
+//!    once, and nothing is changed in AWS for it.
+//! 3. **Memberships**, in every region of [`Aws::regions`], fifty accounts a call: the admin
+//!    reads what exists (GetMembers of its Security Hub and of its GuardDuty detector) and
+//!    creates only what is missing (CreateMembers), so a second run changes nothing.
+//!    CreateMembers is all it takes for an account of the organization when the admin is the
+//!    organization's delegated administrator (AWS associates it at once).
+//! 4. **Per account** again: where CreateMembers left an account only created or invited (an
+//!    account outside the organization, or an admin that is not the delegated administrator),
+//!    it is invited, and the invitation is accepted from inside the member through its role
+//!    when the role may do so; if not, the account stays `invited` with the reason. The outcome
+//!    is written to the store as soon as the account is done, so an interrupted run loses
+//!    nothing: the next run completes it, and re-verifies enrolled accounts with reads only
+//!    (one AssumeRole each, and two GetMembers per region for every fifty accounts).
+
 //! ## States ([`AccountState`])
 //!
 //! | state | meaning |
@@ -387,41 +387,78 @@ async fn enroll(
         detectors,
     });
     let total = work.len();
-    let permits = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut tasks = JoinSet::new();
-    let mut names = HashMap::new();
-    for record in work {
-        let (ctx, permits) = (ctx.clone(), permits.clone());
-        let id = record.account_id.clone();
-        let handle = tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            ctx.enroll_account(record).await
-        });
-        names.insert(handle.id(), id);
-    }
     let mut done = Vec::new();
-    while let Some(joined) = tasks.join_next_with_id().await {
-        let record = match joined {
-            Ok((_, outcome)) => outcome?,
-            Err(e) => {
-                // A panic is a bug; the account is still accounted for, and the run goes on.
-                let id = names.get(&e.id()).cloned().unwrap_or_default();
-                let mut r =
-                    store.account(&id).await?.unwrap_or_else(|| AccountRecord::new(&id, AccountState::Failed, now));
-                r.state = AccountState::Failed;
-                r.reason = Some(format!("enrollment stopped unexpectedly ({e}); run it again"));
-                r.updated_at = OffsetDateTime::now_utc();
-                store.upsert_account(&r).await?;
-                r
-            }
-        };
+    let mut finished = |record: AccountRecord| {
         progress(&Progress { done: done.len() + 1, total, account: record.account_id.clone(), state: record.state });
         done.push(record);
+    };
+    // 1. The member role, account by account: an account that refuses it is not made a member.
+    let mut ready = Vec::new();
+    for record in each(&ctx, work, now, |ctx, r| async move { ctx.check_role(r).await }).await? {
+        if record.role_ok == Some(true) {
+            ready.push(record);
+        } else {
+            finished(record);
+        }
+    }
+    // 2. Memberships, read and created fifty accounts a call through the admin's APIs.
+    let known = Arc::new(ctx.memberships(&ready).await);
+    // 3. Each account's invitations, if it needs any, and its record.
+    let step = move |ctx: Arc<Ctx>, r: AccountRecord| {
+        let known = known.clone();
+        async move { ctx.finish(r, &known).await }
+    };
+    for record in each(&ctx, ready, now, step).await? {
+        finished(record);
     }
 
     let mut accounts: Vec<AccountOutcome> = done.iter().chain(&reported).map(outcome).collect();
     accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
     Ok(EnrollReport { admin_account: admin, management_account: org.map(|o| o.management), regions, accounts })
+}
+
+/// Runs `step` for every record, `CONCURRENCY` at a time; the records as the steps left them.
+/// A step that panicked (a bug) leaves its account recorded as failed, and the run goes on.
+async fn each<F, Fut>(
+    ctx: &Arc<Ctx>,
+    records: Vec<AccountRecord>,
+    now: OffsetDateTime,
+    step: F,
+) -> Result<Vec<AccountRecord>, StoreError>
+where
+    F: Fn(Arc<Ctx>, AccountRecord) -> Fut,
+    Fut: Future<Output = Result<AccountRecord, StoreError>> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    let mut names = HashMap::new();
+    for record in records {
+        let id = record.account_id.clone();
+        let work = step(ctx.clone(), record);
+        let permits = permits.clone();
+        let handle = tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            work.await
+        });
+        names.insert(handle.id(), id);
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = tasks.join_next_with_id().await {
+        out.push(match joined {
+            Ok((_, outcome)) => outcome?,
+            Err(e) => {
+                let id = names.get(&e.id()).cloned().unwrap_or_default();
+                let mut r =
+                    ctx.store.account(&id).await?.unwrap_or_else(|| AccountRecord::new(&id, AccountState::Failed, now));
+                r.state = AccountState::Failed;
+                r.reason = Some(format!("enrollment stopped unexpectedly ({e}); run it again"));
+                r.updated_at = OffsetDateTime::now_utc();
+                ctx.store.upsert_account(&r).await?;
+                r
+            }
+        });
+    }
+    Ok(out)
 }
 
 fn outcome(r: &AccountRecord) -> AccountOutcome {
@@ -728,14 +765,39 @@ impl Step {
     }
 }
 
+/// The most accounts Security Hub's and GuardDuty's GetMembers and CreateMembers take a call.
+const MEMBERS_PER_CALL: usize = 50;
+
+/// Which administrator API a membership is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Service {
+    SecurityHub,
+    GuardDuty,
+}
+
+/// An account's membership in one service and region after the batched reads and creates.
+#[derive(Debug, Clone)]
+enum Membership {
+    /// Its status in the admin's list (`None`: not a member).
+    Status(Option<String>),
+    /// CreateMembers refused it: its status before, and why.
+    Refused(Option<String>, String),
+    /// The admin could not read or create it: why.
+    Failed(String),
+}
+
+/// Memberships by (service, region, account).
+type Known = HashMap<(Service, String, String), Membership>;
+
 /// Security Hub member statuses that mean "associated with the administrator".
 fn hub_member(status: &str) -> bool {
     matches!(status, "Enabled" | "Associated")
 }
 
 impl Ctx {
-    /// Enrolls one account and writes its record.
-    async fn enroll_account(&self, mut r: AccountRecord) -> Result<AccountRecord, StoreError> {
+    /// Checks that the member role can be assumed; an account that refuses it is recorded as
+    /// failed, with why.
+    async fn check_role(&self, mut r: AccountRecord) -> Result<AccountRecord, StoreError> {
         let id = r.account_id.clone();
         let now = OffsetDateTime::now_utc();
         r.checked_at = Some(now);
@@ -749,11 +811,32 @@ impl Ctx {
             return Ok(r);
         }
         r.role_ok = Some(true);
+        Ok(r)
+    }
+
+    /// Every account's membership of the admin's hub and detector in every region, read, and
+    /// created where missing, `MEMBERS_PER_CALL` accounts a call.
+    async fn memberships(&self, accounts: &[AccountRecord]) -> Known {
+        let mut known = Known::new();
+        for region in &self.regions {
+            for chunk in accounts.chunks(MEMBERS_PER_CALL) {
+                self.hub_memberships(region, chunk, &mut known).await;
+                self.detector_memberships(region, chunk, &mut known).await;
+            }
+        }
+        known
+    }
+
+    /// Makes a member (enabled, or invited) of one account whose role was checked, in every
+    /// region, and writes its record.
+    async fn finish(&self, mut r: AccountRecord, known: &Known) -> Result<AccountRecord, StoreError> {
+        let id = r.account_id.clone();
+        let now = OffsetDateTime::now_utc();
         let mut regions = BTreeMap::new();
         let (mut failed, mut pending) = (Vec::new(), Vec::new());
         for region in &self.regions {
-            let sh = self.securityhub(&r, region).await;
-            let gd = self.guardduty(&r, region).await;
+            let sh = self.securityhub(&r, region, known).await;
+            let gd = self.guardduty(&r, region, known).await;
             for (service, step) in [("Security Hub", &sh), ("GuardDuty", &gd)] {
                 match step {
                     Step::Member(_) => {}
@@ -777,41 +860,96 @@ impl Ctx {
             r.enrolled_at.get_or_insert(now);
             (AccountState::Enrolled, None)
         };
+        r.updated_at = now;
         tracing::info!(account = %id, state = %r.state, "enrollment");
         self.store.upsert_account(&r).await?;
         Ok(r)
     }
 
-    /// Makes `r` a member of the admin's Security Hub in `region`.
-    async fn securityhub(&self, r: &AccountRecord, region: &str) -> Step {
-        let id = &r.account_id;
+    /// The membership of `id` that [`Ctx::memberships`] found, as the status to go on from.
+    fn known_status(known: &Known, service: Service, region: &str, id: &str) -> Result<Option<String>, Step> {
+        match known.get(&(service, region.to_string(), id.to_string())) {
+            Some(Membership::Status(s)) => Ok(s.clone()),
+            Some(Membership::Refused(status, why)) => {
+                Err(Step::Failed(dash(status.as_deref().unwrap_or("")), format!("CreateMembers refused it: {why}")))
+            }
+            Some(Membership::Failed(why)) => Err(Step::Failed("-".into(), why.clone())),
+            None => Err(Step::Failed("-".into(), format!("its membership in {region} was not read"))),
+        }
+    }
+
+    /// Reads the hub memberships of `chunk` in `region` and creates the missing ones.
+    async fn hub_memberships(&self, region: &str, chunk: &[AccountRecord], known: &mut Known) {
         let sh = self.aws.admin(region).securityhub();
-        let mut status = match self.hub_status(&sh, id, region).await {
+        let ids: Vec<String> = chunk.iter().map(|r| r.account_id.clone()).collect();
+        let mut statuses = match self.hub_statuses(&sh, &ids, region).await {
             Ok(s) => s,
-            Err(why) => return Step::Failed("-".into(), why),
+            Err(why) => {
+                for id in ids {
+                    known.insert((Service::SecurityHub, region.to_string(), id), Membership::Failed(why.clone()));
+                }
+                return;
+            }
         };
-        if !matches!(status.as_deref(), Some(s) if hub_member(s) || s == "Created" || s == "Invited") {
-            let details = AccountDetails::builder().account_id(id).set_email(nonempty(&r.email)).build();
-            let create = || sh.create_members().account_details(details.clone()).send();
+        let missing: Vec<&AccountRecord> = chunk
+            .iter()
+            .filter(|r| !statuses.get(&r.account_id).is_some_and(|s| hub_member(s) || s == "Created" || s == "Invited"))
+            .collect();
+        let mut refused = HashMap::new();
+        let mut failed = HashMap::new();
+        if !missing.is_empty() {
+            let details: Vec<AccountDetails> = missing
+                .iter()
+                .map(|r| AccountDetails::builder().account_id(&r.account_id).set_email(nonempty(&r.email)).build())
+                .collect();
+            let create = || sh.create_members().set_account_details(Some(details.clone())).send();
             match paced(&self.limits, &self.admin, region, "securityhub:CreateMembers", create).await {
                 Ok(out) => {
-                    if let Some(u) = out.unprocessed_accounts().iter().find(|u| u.account_id() == Some(id.as_str())) {
-                        let why = u.processing_result().unwrap_or("no reason given");
-                        return Step::Failed(
-                            dash(status.as_deref().unwrap_or("")),
-                            format!("CreateMembers refused it: {why}"),
-                        );
+                    for u in out.unprocessed_accounts() {
+                        if let Some(id) = u.account_id() {
+                            refused
+                                .insert(id.to_string(), u.processing_result().unwrap_or("no reason given").to_string());
+                        }
                     }
                 }
                 Err(e) => {
-                    return Step::Failed("-".into(), self.admin_call_failed("securityhub:CreateMembers", region, &e));
+                    let why = self.admin_call_failed("securityhub:CreateMembers", region, &e);
+                    failed.extend(missing.iter().map(|r| (r.account_id.clone(), why.clone())));
                 }
             }
-            status = match self.hub_status(&sh, id, region).await {
-                Ok(s) => s,
-                Err(why) => return Step::Failed("-".into(), why),
-            };
+            let created: Vec<String> = missing
+                .iter()
+                .map(|r| r.account_id.clone())
+                .filter(|id| !refused.contains_key(id) && !failed.contains_key(id))
+                .collect();
+            if !created.is_empty() {
+                match self.hub_statuses(&sh, &created, region).await {
+                    Ok(s) => statuses.extend(s),
+                    Err(why) => failed.extend(created.into_iter().map(|id| (id, why.clone()))),
+                }
+            }
         }
+        for id in ids {
+            let membership = if let Some(why) = failed.remove(&id) {
+                Membership::Failed(why)
+            } else if let Some(why) = refused.remove(&id) {
+                Membership::Refused(statuses.get(&id).cloned(), why)
+            } else {
+                Membership::Status(statuses.get(&id).cloned())
+            };
+            known.insert((Service::SecurityHub, region.to_string(), id), membership);
+        }
+    }
+
+    /// Makes `r` a member of the admin's Security Hub in `region`: invites and accepts where
+    /// the batched create left it only created or invited.
+    async fn securityhub(&self, r: &AccountRecord, region: &str, known: &Known) -> Step {
+        let id = &r.account_id;
+        let sh = self.aws.admin(region).securityhub();
+        let status = match Self::known_status(known, Service::SecurityHub, region, id) {
+            Ok(s) => s,
+            Err(step) => return step,
+        };
         match status.as_deref() {
             Some(s) if hub_member(s) => Step::Member(s.to_string()),
             Some("Created") => {
@@ -839,7 +977,18 @@ impl Ctx {
         id: &str,
         region: &str,
     ) -> Result<Option<String>, String> {
-        let get = || sh.get_members().account_ids(id).send();
+        Ok(self.hub_statuses(sh, &[id.to_string()], region).await?.remove(id))
+    }
+
+    /// The member statuses of `ids` (at most `MEMBERS_PER_CALL`) in the admin's hub; those
+    /// that are not members are absent.
+    async fn hub_statuses(
+        &self,
+        sh: &aws_sdk_securityhub::Client,
+        ids: &[String],
+        region: &str,
+    ) -> Result<HashMap<String, String>, String> {
+        let get = || sh.get_members().set_account_ids(Some(ids.to_vec())).send();
         let out = paced(&self.limits, &self.admin, region, "securityhub:GetMembers", get).await.map_err(|e| {
             if aws::error_code(&e) == Some("InvalidAccessException") {
                 format!(
@@ -854,9 +1003,8 @@ impl Ctx {
         Ok(out
             .members()
             .iter()
-            .find(|m| m.account_id() == Some(id))
-            .and_then(|m| m.member_status())
-            .map(str::to_string))
+            .filter_map(|m| Some((m.account_id()?.to_string(), m.member_status()?.to_string())))
+            .collect())
     }
 
     /// Accepts the admin's Security Hub invitation from inside the member, through its role.
@@ -912,56 +1060,100 @@ impl Ctx {
         }
     }
 
-    /// Makes `r` a member of the admin's GuardDuty detector in `region`.
-    async fn guardduty(&self, r: &AccountRecord, region: &str) -> Step {
-        let id = &r.account_id;
+    /// Reads the detector memberships of `chunk` in `region` and creates the missing ones.
+    async fn detector_memberships(&self, region: &str, chunk: &[AccountRecord], known: &mut Known) {
+        let ids: Vec<String> = chunk.iter().map(|r| r.account_id.clone()).collect();
+        let fail_all = |why: &str, known: &mut Known| {
+            for id in &ids {
+                known.insert((Service::GuardDuty, region.to_string(), id.clone()), Membership::Failed(why.to_string()));
+            }
+        };
         let detector = match self.detectors.get(region) {
             Some(Ok(d)) => d.clone(),
-            Some(Err(why)) => return Step::Failed("-".into(), why.clone()),
-            None => return Step::Failed("-".into(), format!("no detector lookup for {region}")),
+            Some(Err(why)) => return fail_all(why, known),
+            None => return fail_all(&format!("no detector lookup for {region}"), known),
         };
         let gd = self.aws.admin(region).guardduty();
-        let mut status = match self.detector_status(&gd, &detector, id, region).await {
+        let mut statuses = match self.detector_statuses(&gd, &detector, &ids, region).await {
             Ok(s) => s,
-            Err(why) => return Step::Failed("-".into(), why),
+            Err(why) => return fail_all(&why, known),
         };
         let keep =
             |s: &str| matches!(s, "Enabled" | "Created" | "Invited" | "EmailVerificationInProgress" | "Disabled");
-        if !status.as_deref().is_some_and(keep) {
-            let details = AccountDetail::builder().account_id(id).set_email(nonempty(&r.email)).build();
-            let create = || gd.create_members().detector_id(&detector).account_details(details.clone()).send();
+        let missing: Vec<&AccountRecord> =
+            chunk.iter().filter(|r| !statuses.get(&r.account_id).is_some_and(|s| keep(s))).collect();
+        let mut refused = HashMap::new();
+        let mut failed = HashMap::new();
+        if !missing.is_empty() {
+            let details: Vec<AccountDetail> = missing
+                .iter()
+                .map(|r| AccountDetail::builder().account_id(&r.account_id).set_email(nonempty(&r.email)).build())
+                .collect();
+            let create =
+                || gd.create_members().detector_id(&detector).set_account_details(Some(details.clone())).send();
             match paced(&self.limits, &self.admin, region, "guardduty:CreateMembers", create).await {
                 Ok(out) => {
-                    if let Some(u) = out.unprocessed_accounts().iter().find(|u| u.account_id() == Some(id.as_str())) {
-                        let why = u.result().unwrap_or("no reason given");
-                        return Step::Failed(
-                            dash(status.as_deref().unwrap_or("")),
-                            format!("CreateMembers refused it: {why}"),
-                        );
+                    for u in out.unprocessed_accounts() {
+                        if let Some(id) = u.account_id() {
+                            refused.insert(id.to_string(), u.result().unwrap_or("no reason given").to_string());
+                        }
                     }
                 }
                 Err(e) => {
-                    return Step::Failed("-".into(), self.admin_call_failed("guardduty:CreateMembers", region, &e));
+                    let why = self.admin_call_failed("guardduty:CreateMembers", region, &e);
+                    failed.extend(missing.iter().map(|r| (r.account_id.clone(), why.clone())));
                 }
             }
-            status = match self.detector_status(&gd, &detector, id, region).await {
-                Ok(s) => s,
-                Err(why) => return Step::Failed("-".into(), why),
-            };
+            let created: Vec<String> = missing
+                .iter()
+                .map(|r| r.account_id.clone())
+                .filter(|id| !refused.contains_key(id) && !failed.contains_key(id))
+                .collect();
+            if !created.is_empty() {
+                match self.detector_statuses(&gd, &detector, &created, region).await {
+                    Ok(s) => statuses.extend(s),
+                    Err(why) => failed.extend(created.into_iter().map(|id| (id, why.clone()))),
+                }
+            }
         }
+        for id in &ids {
+            let membership = if let Some(why) = failed.remove(id) {
+                Membership::Failed(why)
+            } else if let Some(why) = refused.remove(id) {
+                Membership::Refused(statuses.get(id).cloned(), why)
+            } else {
+                Membership::Status(statuses.get(id).cloned())
+            };
+            known.insert((Service::GuardDuty, region.to_string(), id.clone()), membership);
+        }
+    }
+
+    /// Makes `r` a member of the admin's GuardDuty detector in `region`: invites and accepts
+    /// where the batched create left it only created or invited.
+    async fn guardduty(&self, r: &AccountRecord, region: &str, known: &Known) -> Step {
+        let id = &r.account_id;
+        let status = match Self::known_status(known, Service::GuardDuty, region, id) {
+            Ok(s) => s,
+            Err(step) => return step,
+        };
+        // Known statuses imply the region's detector was found.
+        let Some(Ok(detector)) = self.detectors.get(region) else {
+            return Step::Failed("-".into(), format!("no detector lookup for {region}"));
+        };
+        let gd = self.aws.admin(region).guardduty();
         match status.as_deref() {
             Some("Enabled") => Step::Member("Enabled".into()),
             Some("Created") => {
-                let invite = || gd.invite_members().detector_id(&detector).account_ids(id).send();
+                let invite = || gd.invite_members().detector_id(detector).account_ids(id).send();
                 if let Err(e) = paced(&self.limits, &self.admin, region, "guardduty:InviteMembers", invite).await {
                     return Step::Failed(
                         "Created".into(),
                         self.admin_call_failed("guardduty:InviteMembers", region, &e),
                     );
                 }
-                self.accept_detector_invitation(&gd, &detector, id, region).await
+                self.accept_detector_invitation(&gd, detector, id, region).await
             }
-            Some("Invited") => self.accept_detector_invitation(&gd, &detector, id, region).await,
+            Some("Invited") => self.accept_detector_invitation(&gd, detector, id, region).await,
             Some("EmailVerificationInProgress") => Step::Pending(
                 "EmailVerificationInProgress".into(),
                 "GuardDuty is verifying the member's email address; run enroll again later".into(),
@@ -985,16 +1177,27 @@ impl Ctx {
         id: &str,
         region: &str,
     ) -> Result<Option<String>, String> {
-        let get = || gd.get_members().detector_id(detector).account_ids(id).send();
+        Ok(self.detector_statuses(gd, detector, &[id.to_string()], region).await?.remove(id))
+    }
+
+    /// The relationship statuses of `ids` (at most `MEMBERS_PER_CALL`) with the admin's
+    /// detector; those that are not members are absent.
+    async fn detector_statuses(
+        &self,
+        gd: &aws_sdk_guardduty::Client,
+        detector: &str,
+        ids: &[String],
+        region: &str,
+    ) -> Result<HashMap<String, String>, String> {
+        let get = || gd.get_members().detector_id(detector).set_account_ids(Some(ids.to_vec())).send();
         let out = paced(&self.limits, &self.admin, region, "guardduty:GetMembers", get)
             .await
             .map_err(|e| self.admin_call_failed("guardduty:GetMembers", region, &e))?;
         Ok(out
             .members()
             .iter()
-            .find(|m| m.account_id() == Some(id))
-            .and_then(|m| m.relationship_status())
-            .map(str::to_string))
+            .filter_map(|m| Some((m.account_id()?.to_string(), m.relationship_status()?.to_string())))
+            .collect())
     }
 
     /// Accepts the admin's GuardDuty invitation from inside the member, through its role.
