@@ -37,6 +37,13 @@
 //! change is a compare-and-set on the lease, so a worker that lost its job (it stalled past its
 //! lease and another took over) stops instead of racing. Every step appends a record to the
 //! hash-chained audit log ([`crate::audit`]), right after the change it records.
+//!
+//! A job that ends (SUCCEEDED, FAILED) or starts waiting for approval has after-effects: the
+//! runner's [`Runner::finished`] or [`Runner::awaiting_approval`] (the change log, the NOTIFIED
+//! mark of a fix that did not hold, notifications). The worker runs them in a task of their own
+//! and records them done on the job (`reported_at`, cleared by every change of state). A worker
+//! that died in between leaves them due; every worker sweeps for jobs left so for longer than
+//! [`REPORT_GRACE`] and runs them, so they happen at least once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -377,14 +384,17 @@ pub trait Runner: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Verification, RunError>> + Send;
     /// Sends the plan and the remediation steps to the binding's notification targets.
     fn notify(&self, job: &Job, plan: &serde_json::Value) -> impl Future<Output = Result<(), RunError>> + Send;
-    /// Told once a job ends, SUCCEEDED or FAILED, after its state is stored (outcome
-    /// notifications, marking the finding). Best effort: it cannot change the job any more.
+    /// A job's after-effects once it ended, SUCCEEDED or FAILED (the change log, outcome
+    /// notifications, marking the finding): it cannot change the job any more. The worker runs
+    /// it in a task of its own, so that a slow target never holds the worker, and records it
+    /// done when it returns; one that a dead worker never finished runs again later (see
+    /// [`Worker::report_stragglers`]), so it runs at least once.
     fn finished(&self, job: &Job) -> impl Future<Output = ()> + Send {
         let _ = job;
         async {}
     }
-    /// Told once a job's plan waits for approval, after that is stored (so that someone who
-    /// can approve hears of it). Best effort, like [`Runner::finished`].
+    /// A job's after-effects once its plan waits for approval (so that someone who can approve
+    /// hears of it); run like [`Runner::finished`].
     fn awaiting_approval(&self, job: &Job) -> impl Future<Output = ()> + Send {
         let _ = job;
         async {}
@@ -561,12 +571,34 @@ pub struct Worker<R> {
     runner: Arc<R>,
     config: WorkerConfig,
     breaker: Arc<CircuitBreaker>,
+    reports: Arc<Reports>,
+}
+
+/// How long a job's after-effects may take before a sweep takes it for lost (its worker died
+/// between the job's state and them) and runs them again.
+pub const REPORT_GRACE: Duration = Duration::from_secs(120);
+/// How often a running worker sweeps for such jobs.
+const REPORT_SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How long a stopping worker waits for the after-effects it started.
+const SHUTDOWN_SETTLE: Duration = Duration::from_secs(10);
+
+/// The after-effects a worker runs now, by job id, so that a sweep never runs one twice at once.
+#[derive(Debug, Default)]
+struct Reports {
+    running: Mutex<std::collections::HashSet<String>>,
+    idle: tokio::sync::Notify,
 }
 
 impl<R: Runner> Worker<R> {
     /// A worker with its own circuit breaker (defaults); share one with [`Worker::with_breaker`].
     pub fn new(store: Store, runner: Arc<R>, config: WorkerConfig) -> Self {
-        Worker { store, runner, config, breaker: Arc::new(CircuitBreaker::new(BreakerConfig::default())) }
+        Worker {
+            store,
+            runner,
+            config,
+            breaker: Arc::new(CircuitBreaker::new(BreakerConfig::default())),
+            reports: Arc::default(),
+        }
     }
 
     pub fn with_breaker(mut self, breaker: Arc<CircuitBreaker>) -> Self {
@@ -590,10 +622,18 @@ impl<R: Runner> Worker<R> {
         let this = Arc::new(self);
         let mut in_flight = tokio::task::JoinSet::new();
         let mut last_expiry: Option<tokio::time::Instant> = None;
+        let mut last_sweep: Option<tokio::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 while in_flight.join_next().await.is_some() {}
+                this.settle_for(SHUTDOWN_SETTLE).await;
                 return;
+            }
+            if last_sweep.is_none_or(|t| t.elapsed() >= REPORT_SWEEP_EVERY) {
+                last_sweep = Some(tokio::time::Instant::now());
+                if let Err(e) = this.report_stragglers().await {
+                    tracing::warn!(owner = %this.config.owner, error = %e, "cannot look for unreported jobs; retrying");
+                }
             }
             let free = (this.config.batch as usize).saturating_sub(in_flight.len());
             if free > 0 {
@@ -629,6 +669,7 @@ impl<R: Runner> Worker<R> {
                 _ = tokio::time::sleep(this.config.poll_every) => {}
                 changed = shutdown.changed() => if changed.is_err() {
                     while in_flight.join_next().await.is_some() {}
+                    this.settle_for(SHUTDOWN_SETTLE).await;
                     return;
                 },
             }
@@ -668,11 +709,20 @@ impl<R: Runner> Worker<R> {
     /// continue at the next run or in `orgsec serve`.
     pub async fn drain(&self, deadline: std::time::Instant) -> Result<bool, JobError> {
         let busy = vec![JobState::Queued, JobState::Running, JobState::Verifying];
+        self.report_stragglers().await?;
+        let idle = self.work_until_idle(&busy, deadline).await;
+        // Their after-effects (notifications, the change log) run before a one-shot run ends.
+        let left = deadline.saturating_duration_since(std::time::Instant::now()).max(SHUTDOWN_SETTLE);
+        self.settle_for(left).await;
+        idle
+    }
+
+    async fn work_until_idle(&self, busy: &[JobState], deadline: std::time::Instant) -> Result<bool, JobError> {
         loop {
             let leased = self.tick().await?;
             let open = self
                 .store
-                .list_jobs(&JobFilter { states: busy.clone(), limit: Some(1), ..JobFilter::default() })
+                .list_jobs(&JobFilter { states: busy.to_vec(), limit: Some(1), ..JobFilter::default() })
                 .await?;
             if open.is_empty() {
                 return Ok(true);
@@ -684,6 +734,62 @@ impl<R: Runner> Worker<R> {
                 // A job backing off before its next try, or held by another worker.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+
+    /// Runs `job`'s after-effects for its state in a task of their own, then records them
+    /// done; nothing when they run already.
+    fn report(&self, job: Job) {
+        if !self.reports.running.lock().insert(job.id.clone()) {
+            return;
+        }
+        let (runner, store, reports) = (self.runner.clone(), self.store.clone(), self.reports.clone());
+        tokio::spawn(async move {
+            match job.state {
+                JobState::PendingApproval => runner.awaiting_approval(&job).await,
+                _ => runner.finished(&job).await,
+            }
+            if let Err(e) = store.mark_job_reported(&job.id, job.state, OffsetDateTime::now_utc()).await {
+                tracing::warn!(job = %job.id, error = %e, "cannot record a job's after-effects done; a sweep runs them again");
+            }
+            let mut running = reports.running.lock();
+            running.remove(&job.id);
+            if running.is_empty() {
+                reports.idle.notify_waiters();
+            }
+        });
+    }
+
+    /// Runs the after-effects of jobs that ended (or began to wait for approval) more than
+    /// [`REPORT_GRACE`] ago without them: their worker died in between. How many it started.
+    pub async fn report_stragglers(&self) -> Result<usize, JobError> {
+        let before = OffsetDateTime::now_utc() - REPORT_GRACE;
+        let jobs = self.store.unreported_jobs(before, 100).await?;
+        let n = jobs.len();
+        for job in jobs {
+            tracing::info!(job = %job.id, state = %job.state, "running the after-effects a stopped worker left undone");
+            self.report(job);
+        }
+        Ok(n)
+    }
+
+    /// Waits until the after-effects this worker started have run.
+    pub async fn settle(&self) {
+        loop {
+            let idle = self.reports.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.reports.running.lock().is_empty() {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// [`Worker::settle`], for at most `limit`: what is left runs again after a restart.
+    async fn settle_for(&self, limit: Duration) {
+        if tokio::time::timeout(limit, self.settle()).await.is_err() {
+            tracing::warn!(owner = %self.config.owner, "stopping with job after-effects still running; a sweep runs them again");
         }
     }
 
@@ -757,7 +863,7 @@ impl<R: Runner> Worker<R> {
                         };
                         let details = json!({"expires_at": expires_at.unix_timestamp()});
                         let waiting = self.advance(&job, change, "job.pending_approval", details).await?;
-                        self.runner.awaiting_approval(&waiting).await;
+                        self.report(waiting);
                         return Ok(());
                     }
                     Mode::Auto | Mode::Approve => match self.guarded(&job, self.runner.execute(&job, &plan)).await? {
@@ -782,7 +888,7 @@ impl<R: Runner> Worker<R> {
                             let change = Advance::to(JobState::Succeeded, Step::Verified);
                             let done = self.advance(&job, change, "job.succeeded", json!({})).await?;
                             self.breaker.record_success(&job.account_id);
-                            self.runner.finished(&done).await;
+                            self.report(done);
                             return Ok(());
                         }
                         Ok(Verification::NotFixed(why)) => {
@@ -856,7 +962,7 @@ impl<R: Runner> Worker<R> {
         };
         let after = self.store.retry_job_later(&job.id, &self.config.owner, &error, next, now, Some(&audit)).await?;
         if after.state == JobState::Failed {
-            self.runner.finished(&after).await;
+            self.report(after);
         }
         Ok(())
     }
@@ -864,7 +970,7 @@ impl<R: Runner> Worker<R> {
     async fn fail(&self, job: Job, error: String) -> Result<(), Stop> {
         let change = Advance { error: Some(error.clone()), ..Advance::to(JobState::Failed, job.step) };
         let done = self.advance(&job, change, "job.failed", json!({"error": error, "attempts": job.attempts})).await?;
-        self.runner.finished(&done).await;
+        self.report(done);
         Ok(())
     }
 }

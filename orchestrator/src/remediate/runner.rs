@@ -212,9 +212,9 @@ impl PlaybookRunner {
     }
 
     /// What a job's outcome tells people and Security Hub; see the module's documentation.
-    async fn report_outcome(self, job: Job) {
+    async fn report_outcome(&self, job: &Job) {
         let finding = self.store.finding(&job.finding_uid).await.ok().flatten();
-        let changed = changes(&job);
+        let changed = changes(job);
         if job.state == JobState::Succeeded && !changed.is_empty() {
             let logged =
                 crate::monitor::Monitor::remediated(&self.store, &job.account_id, &job.region, &job.id, &changed).await;
@@ -239,12 +239,12 @@ impl PlaybookRunner {
                 }
             }
         }
-        let targets = self.targets(&job).await;
+        let targets = self.targets(job).await;
         if targets.is_empty() {
             return;
         }
         let kind = if job.state == JobState::Succeeded { "succeeded" } else { "failed" };
-        let event = self.event(&job, finding.as_ref(), kind, changed, job.error.clone());
+        let event = self.event(job, finding.as_ref(), kind, changed, job.error.clone());
         self.notifier.send(&targets, &event).await;
     }
 }
@@ -366,36 +366,27 @@ impl Runner for PlaybookRunner {
         }
     }
 
-    fn awaiting_approval(&self, job: &Job) -> impl std::future::Future<Output = ()> + Send {
-        // The binding's targets hear of the plan, with how to approve it; never holding the worker.
-        let this = self.clone();
-        let job = job.clone();
-        tokio::spawn(async move {
-            let targets = this.targets(&job).await;
-            if targets.is_empty() {
-                return;
-            }
-            let finding = this.store.finding(&job.finding_uid).await.ok().flatten();
-            let mut actions = job
-                .plan
-                .as_deref()
-                .and_then(|p| serde_json::from_str::<Plan>(p).ok())
-                .map(|p| plan_actions(&p))
-                .unwrap_or_default();
-            actions.push(format!("approve: orgsec remediations approve {}", job.id));
-            actions.push(format!("reject: orgsec remediations reject {} --reason \"...\"", job.id));
-            let event = this.event(&job, finding.as_ref(), "pending_approval", actions, None);
-            this.notifier.send(&targets, &event).await;
-        });
-        std::future::ready(())
+    async fn awaiting_approval(&self, job: &Job) {
+        // The binding's targets hear of the plan, with how to approve it.
+        let targets = self.targets(job).await;
+        if targets.is_empty() {
+            return;
+        }
+        let finding = self.store.finding(&job.finding_uid).await.ok().flatten();
+        let mut actions = job
+            .plan
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<Plan>(p).ok())
+            .map(|p| plan_actions(&p))
+            .unwrap_or_default();
+        actions.push(format!("approve: orgsec remediations approve {}", job.id));
+        actions.push(format!("reject: orgsec remediations reject {} --reason \"...\"", job.id));
+        let event = self.event(job, finding.as_ref(), "pending_approval", actions, None);
+        self.notifier.send(&targets, &event).await;
     }
 
-    fn finished(&self, job: &Job) -> impl std::future::Future<Output = ()> + Send {
-        // Outcome notifications never hold the worker: a dead target costs its own retries only.
-        let this = self.clone();
-        let job = job.clone();
-        tokio::spawn(this.report_outcome(job));
-        std::future::ready(())
+    async fn finished(&self, job: &Job) {
+        self.report_outcome(job).await;
     }
 }
 

@@ -433,6 +433,35 @@ impl Store {
         Ok(jobs.into_iter().next())
     }
 
+    /// Records that job `id`'s after-effects for `state` are done (see migration 0010); nothing
+    /// when the job has moved on to another state since.
+    pub async fn mark_job_reported(&self, id: &str, state: JobState, now: OffsetDateTime) -> Result<(), StoreError> {
+        with_pool!(self, p => sqlx::query(
+            "UPDATE jobs SET reported_at = $3 WHERE id = $1 AND state = $2 AND reported_at IS NULL",
+        )
+        .bind(id)
+        .bind(state.as_str())
+        .bind(to_millis(now))
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Jobs in SUCCEEDED, FAILED or PENDING_APPROVAL whose after-effects are not done, though
+    /// they reached that state before `before`: those whose worker died in between. Oldest
+    /// first, at most `limit`.
+    pub async fn unreported_jobs(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<Job>, StoreError> {
+        fetch_jobs!(
+            self,
+            format!(
+                "SELECT {COLUMNS} FROM jobs WHERE reported_at IS NULL AND updated_at < $1 \
+             AND state IN ('SUCCEEDED', 'FAILED', 'PENDING_APPROVAL') ORDER BY updated_at, id LIMIT $2"
+            ),
+            |q| q.bind(to_millis(before)).bind(i64::from(limit))
+        )
+    }
+
     /// The ids of every job of `binding`, whatever their state.
     pub async fn job_ids_of_binding(&self, binding: &str) -> Result<Vec<String>, StoreError> {
         Ok(self.job_marks_of_binding(binding).await?.into_iter().map(|m| m.id).collect())
@@ -570,7 +599,8 @@ impl Store {
                 "UPDATE jobs SET state = $4, step = $5, plan = COALESCE($6, plan), result = COALESCE($7, result), \
              error = $8, expires_at = $9, \
              lease_owner = CASE WHEN $10 THEN NULL ELSE lease_owner END, \
-             lease_until = CASE WHEN $10 THEN NULL ELSE lease_until END, updated_at = $11 \
+             lease_until = CASE WHEN $10 THEN NULL ELSE lease_until END, updated_at = $11, \
+             reported_at = CASE WHEN state = $4 THEN reported_at ELSE NULL END \
              WHERE id = $1 AND lease_owner = $2 AND state = $3 \
              RETURNING {COLUMNS}"
             ),
@@ -608,7 +638,8 @@ impl Store {
             self,
             format!(
                 "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'FAILED' ELSE 'QUEUED' END, \
-             error = $3, next_attempt_at = $4, lease_owner = NULL, lease_until = NULL, updated_at = $5 \
+             error = $3, next_attempt_at = $4, lease_owner = NULL, lease_until = NULL, updated_at = $5, \
+             reported_at = NULL \
              WHERE id = $1 AND lease_owner = $2 AND state IN ('RUNNING', 'VERIFYING') \
              RETURNING {COLUMNS}"
             ),

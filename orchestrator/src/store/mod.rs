@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "drop_findings_check", include_str!("../../migrations/0007_drop_findings_check.sql")),
     (8, "failing_since", include_str!("../../migrations/0008_failing_since.sql")),
     (9, "change_log", include_str!("../../migrations/0009_change_log.sql")),
+    (10, "job_reports", include_str!("../../migrations/0010_job_reports.sql")),
 ];
 
 /// Which database a store is on.

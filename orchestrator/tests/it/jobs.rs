@@ -69,6 +69,8 @@ struct Fake {
     permanent: AtomicBool,
     /// Verify never returns (a worker stuck, or about to die, after executing).
     hang_verify: AtomicBool,
+    /// `job id:STATE` -> how many times its after-effects ran.
+    reports: Mutex<HashMap<String, u32>>,
 }
 
 fn bump(m: &Mutex<HashMap<String, u32>>, k: &str) {
@@ -114,6 +116,14 @@ impl Runner for Fake {
     async fn notify(&self, job: &Job, _plan: &serde_json::Value) -> Result<(), RunError> {
         bump(&self.notifies, &job.id);
         Ok(())
+    }
+
+    async fn finished(&self, job: &Job) {
+        bump(&self.reports, &format!("{}:{}", job.id, job.state));
+    }
+
+    async fn awaiting_approval(&self, job: &Job) {
+        bump(&self.reports, &format!("{}:{}", job.id, job.state));
     }
 }
 
@@ -618,5 +628,51 @@ async fn workers_aborted_at_arbitrary_points_lose_nothing_and_fix_each_finding_o
             assert_eq!(trail.iter().filter(|a| *a == "job.succeeded").count(), 1, "{label}: {trail:?}");
         }
         audit::verify_chain(store).await.expect(label);
+    }
+}
+
+#[tokio::test]
+async fn after_effects_run_once_per_state_and_those_a_dead_worker_left_are_swept_up() {
+    for ts in stores().await {
+        let TestStore { store, label, .. } = &ts;
+        let fake = Arc::new(Fake::default());
+        let auto = jobs::enqueue(store, &new_job(1, "333333333333", Mode::Auto), "dispatcher", t(0))
+            .await
+            .expect(label)
+            .into_job();
+        let approve = jobs::enqueue(store, &new_job(2, "333333333333", Mode::Approve), "dispatcher", t(0))
+            .await
+            .expect(label)
+            .into_job();
+        let worker = Worker::new(store.clone(), fake.clone(), config("w"));
+        drain(store, &worker).await;
+        worker.settle().await;
+        assert_eq!(count(&fake.reports, &format!("{}:SUCCEEDED", auto.id)), 1, "{label}");
+        assert_eq!(count(&fake.reports, &format!("{}:PENDING_APPROVAL", approve.id)), 1, "{label}");
+        let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
+        assert!(store.unreported_jobs(later, 10).await.expect(label).is_empty(), "{label}: recorded done");
+
+        // Approved, it runs and ends: its end has after-effects of its own.
+        jobs::approve(store, &approve.id, "secops", OffsetDateTime::now_utc()).await.expect(label);
+        drain(store, &worker).await;
+        worker.settle().await;
+        assert_eq!(count(&fake.reports, &format!("{}:SUCCEEDED", approve.id)), 1, "{label}");
+        assert_eq!(worker.report_stragglers().await.expect(label), 0, "{label}: nothing left over");
+
+        // A worker that died between storing a job's end and its after-effects.
+        let dead = jobs::enqueue(store, &new_job(3, "444444444444", Mode::Auto), "dispatcher", t(0))
+            .await
+            .expect(label)
+            .into_job();
+        let leased = store.lease_jobs(&lease("dead", t(1), 10, 10)).await.expect(label);
+        assert_eq!(leased.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [dead.id.as_str()], "{label}");
+        let change = Advance::to(JobState::Succeeded, Step::Verified);
+        store.advance_job(&dead.id, "dead", leased[0].state, &change, t(2), None).await.expect(label);
+        assert_eq!(store.unreported_jobs(later, 10).await.expect(label).len(), 1, "{label}");
+        assert_eq!(worker.report_stragglers().await.expect(label), 1, "{label}");
+        worker.settle().await;
+        assert_eq!(count(&fake.reports, &format!("{}:SUCCEEDED", dead.id)), 1, "{label}");
+        assert_eq!(worker.report_stragglers().await.expect(label), 0, "{label}: swept once");
+        assert!(store.unreported_jobs(later, 10).await.expect(label).is_empty(), "{label}");
     }
 }
