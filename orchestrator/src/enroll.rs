@@ -4,7 +4,9 @@
 //!    name, email and status, their OU path (`Root/Prod/Web`, spelled as the provider's
 //!    `orgsec_organization` data source spells it) and their tags. Every account found is
 //!    recorded in the store, selected or not: collection and scoring read `ou_path` and tags
-//!    (`orgsec:criticality`) from there.
+//!    (`orgsec:criticality`) from there. Tags take one call an account at Organizations' rate:
+//!    `orgsec enroll` reads every account's, the service's [`watch`] those of new accounts and
+//!    the [`TAG_REFRESH_PER_WATCH`] read longest ago.
 //! 2. **The member role** of each selected account, up to [`CONCURRENCY`] at a time, one
 //!    account's failure never stopping the others: it is assumed with the ExternalId
 //!    ([`Aws::check_role`]); if that fails, the account is `failed` with the reason, recorded at
@@ -65,6 +67,9 @@ use crate::store::{AccountRecord, Store, StoreError};
 /// Accounts enrolled at the same time: enough to hide latency. The admin account's API rates,
 /// which every enrollment spends, are kept by pacing each call (`collect::paced`), not by this.
 pub const CONCURRENCY: usize = 8;
+/// Accounts whose tags the service's watch reads again each time, oldest read first, besides
+/// new accounts: at Organizations' 5/s, 20 s a watch; 1,000 accounts refreshed every ten.
+pub const TAG_REFRESH_PER_WATCH: usize = 100;
 /// How often `orgsec serve` looks for new accounts, by default.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(600);
 /// The name every OU path starts with.
@@ -335,7 +340,16 @@ async fn enroll(
     // GetMembers, CreateMembers, ...) share the admin's buckets, whatever the number of accounts
     // enrolled at once; a member's calls spend its own.
     let limits = Arc::new(Limits::default());
-    let org = discover(aws, &limits, &admin).await?;
+    let tags = match target {
+        // The service's watch: new accounts' tags, and a few of the oldest others.
+        Target::Unfinished => TagReads::Stale { read_at: store.tags_read_at().await?, refresh: TAG_REFRESH_PER_WATCH },
+        Target::All | Target::Accounts(_) => TagReads::All,
+    };
+    let org = discover(aws, &limits, &admin, &tags).await?;
+    if let Some(org) = &org {
+        let read: Vec<String> = org.accounts.iter().filter(|a| a.tags.is_some()).map(|a| a.id.clone()).collect();
+        store.record_tags_read(&read, OffsetDateTime::now_utc()).await?;
+    }
     if org.is_none() && matches!(target, Target::All) {
         return Err(EnrollError::NoOrganization { admin });
     }
@@ -498,8 +512,32 @@ struct OrgAccount {
     tags: Option<BTreeMap<String, String>>,
 }
 
+/// Whose tags discovery reads (one ListTagsForResource an account, at Organizations' rate).
+enum TagReads {
+    /// Every account's.
+    All,
+    /// Those never read, and the `refresh` read longest ago of the others (`read_at`: Unix
+    /// milliseconds by account).
+    Stale { read_at: HashMap<String, i64>, refresh: usize },
+}
+
+impl TagReads {
+    /// The indexes of `accounts` to read.
+    fn pick(&self, accounts: &[OrgAccount]) -> Vec<usize> {
+        match self {
+            TagReads::All => (0..accounts.len()).collect(),
+            TagReads::Stale { read_at, refresh } => {
+                let (mut known, new): (Vec<usize>, Vec<usize>) =
+                    (0..accounts.len()).partition(|&i| read_at.contains_key(&accounts[i].id));
+                known.sort_by_key(|&i| (read_at[&accounts[i].id], i));
+                new.into_iter().chain(known.into_iter().take(*refresh)).collect()
+            }
+        }
+    }
+}
+
 /// Reads the organization; `None` when the admin account is not in one.
-async fn discover(aws: &Aws, limits: &Arc<Limits>, admin: &str) -> Result<Option<Org>, EnrollError> {
+async fn discover(aws: &Aws, limits: &Arc<Limits>, admin: &str, tags: &TagReads) -> Result<Option<Org>, EnrollError> {
     let region = aws.regions().into_iter().next().unwrap_or_else(|| aws::DEFAULT_REGION.to_string());
     let org = aws.admin(&region).organizations();
     let described = match org.describe_organization().send().await {
@@ -565,12 +603,14 @@ async fn discover(aws: &Aws, limits: &Arc<Limits>, admin: &str) -> Result<Option
         }
     }
     accounts.retain(|a| !a.id.is_empty());
-    read_tags(&org, limits, admin, &region, &mut accounts).await;
+    let wanted = tags.pick(&accounts);
+    read_tags(&org, limits, admin, &region, &mut accounts, &wanted).await;
     accounts.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Some(Org { management, accounts }))
 }
 
-/// Fills in each account's tags, [`CONCURRENCY`] accounts at a time. An account whose tags
+/// Fills in the tags of the `wanted` accounts, [`CONCURRENCY`] accounts at a time (the
+/// others keep `None`: their stored tags stay). An account whose tags
 /// cannot be read keeps the ones stored (with a warning): tags feed scoring, and stale tags
 /// are better than none, or than no enrollment at all.
 async fn read_tags(
@@ -579,10 +619,12 @@ async fn read_tags(
     admin: &str,
     region: &str,
     accounts: &mut [OrgAccount],
+    wanted: &[usize],
 ) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = JoinSet::new();
-    for (i, a) in accounts.iter().enumerate() {
+    for &i in wanted {
+        let Some(a) = accounts.get(i) else { continue };
         let (org, permits, id) = (org.clone(), permits.clone(), a.id.clone());
         let (limits, admin, region) = (limits.clone(), admin.to_string(), region.to_string());
         tasks.spawn(async move {
@@ -1359,6 +1401,26 @@ mod tests {
             classify(&record("333333333333", AccountState::Suspended), admin, false, "ACTIVE").0,
             AccountState::Discovered
         );
+    }
+
+    #[test]
+    fn the_watch_reads_new_accounts_tags_and_refreshes_the_oldest_few() {
+        let account = |id: &str| OrgAccount {
+            id: id.into(),
+            name: String::new(),
+            email: String::new(),
+            status: "ACTIVE".into(),
+            ou_path: "Root".into(),
+            tags: None,
+        };
+        let accounts: Vec<OrgAccount> = ["a", "b", "c", "d", "e"].into_iter().map(account).collect();
+        assert_eq!(TagReads::All.pick(&accounts), [0, 1, 2, 3, 4]);
+        // b and d are new; of the others, e was read longest ago, then a, then c.
+        let read_at = HashMap::from([("a".to_string(), 20), ("c".to_string(), 30), ("e".to_string(), 10)]);
+        let pick = |refresh| TagReads::Stale { read_at: read_at.clone(), refresh }.pick(&accounts);
+        assert_eq!(pick(0), [1, 3], "new accounts whatever the budget");
+        assert_eq!(pick(2), [1, 3, 4, 0]);
+        assert_eq!(pick(100), [1, 3, 4, 0, 2]);
     }
 
     #[test]

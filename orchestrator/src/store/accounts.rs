@@ -190,6 +190,31 @@ impl Store {
         rows.into_iter().map(from_row).collect()
     }
 
+    /// When each account's tags were last read (Unix milliseconds), by account id.
+    pub async fn tags_read_at(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        let rows: Vec<(String, i64)> = with_pool!(self, p => sqlx::query_as("SELECT account_id, read_at FROM account_tags_read").fetch_all(p).await)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Records that the tags of `ids` were read at `at`.
+    pub async fn record_tags_read(&self, ids: &[String], at: OffsetDateTime) -> Result<(), StoreError> {
+        with_pool!(self, p => async {
+            let mut tx = p.begin().await?;
+            for id in ids {
+                sqlx::query(
+                    "INSERT INTO account_tags_read (account_id, read_at) VALUES ($1, $2) \
+                     ON CONFLICT (account_id) DO UPDATE SET read_at = excluded.read_at",
+                )
+                .bind(id)
+                .bind(to_millis(at))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }.await)?;
+        Ok(())
+    }
+
     /// The account `id`, if orgsec knows it.
     pub async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
         let row: Option<Row> = with_pool!(self, p => sqlx::query_as(

@@ -60,6 +60,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "failing_since", include_str!("../../migrations/0008_failing_since.sql")),
     (9, "change_log", include_str!("../../migrations/0009_change_log.sql")),
     (10, "job_reports", include_str!("../../migrations/0010_job_reports.sql")),
+    (11, "account_tags_read", include_str!("../../migrations/0011_account_tags_read.sql")),
 ];
 
 /// Which database a store is on.

@@ -372,6 +372,8 @@ async fn the_watch_enrolls_accounts_that_join_later_and_retries_failed_ones() {
     let store = support::sqlite().await;
     let aws = admin_aws(&em, Some(EXTERNAL_ID), &[]);
     run(&aws, &store.store, Selection::All).await.unwrap();
+    let read = store.store.tags_read_at().await.unwrap();
+    assert_eq!(read.len(), 6, "every account's tags were read: {read:?}");
     assert!(enroll::watch(&aws, &store.store, &|_| {}).await.unwrap().accounts.is_empty(), "nothing new yet");
 
     // Two accounts join; the platform team deploys the member role in the first only.

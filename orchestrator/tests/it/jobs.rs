@@ -550,7 +550,8 @@ async fn a_worker_killed_after_executing_is_resumed_without_executing_again() {
         }
         // The first worker executes every job, then dies while verifying.
         fake.hang_verify.store(true, Ordering::SeqCst);
-        let cfg = WorkerConfig { lease_for: Duration::from_millis(600), ..config("doomed") };
+        // A lease long enough that heartbeats on a loaded machine keep it; the heir waits it out.
+        let cfg = WorkerConfig { lease_for: Duration::from_secs(2), ..config("doomed") };
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let doomed = tokio::spawn(Worker::new(store.clone(), fake.clone(), cfg).run(shutdown));
         for _ in 0..2000 {
