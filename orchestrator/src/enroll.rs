@@ -831,6 +831,42 @@ enum Membership {
 /// Memberships by (service, region, account).
 type Known = HashMap<(Service, String, String), Membership>;
 
+/// One chunk's memberships in one service and region, as the batched calls leave them.
+#[derive(Debug, Default)]
+struct Batch {
+    /// Member statuses read, by account.
+    statuses: HashMap<String, String>,
+    /// Accounts CreateMembers refused, with why.
+    refused: HashMap<String, String>,
+    /// Accounts whose calls failed, with why.
+    failed: HashMap<String, String>,
+}
+
+impl Batch {
+    /// The accounts of `missing` that CreateMembers took, to read again.
+    fn created(&self, missing: &[&AccountRecord]) -> Vec<String> {
+        missing
+            .iter()
+            .map(|r| r.account_id.clone())
+            .filter(|id| !self.refused.contains_key(id) && !self.failed.contains_key(id))
+            .collect()
+    }
+
+    /// Every account of `ids` into `known`.
+    fn record(mut self, service: Service, region: &str, ids: &[String], known: &mut Known) {
+        for id in ids {
+            let membership = if let Some(why) = self.failed.remove(id) {
+                Membership::Failed(why)
+            } else if let Some(why) = self.refused.remove(id) {
+                Membership::Refused(self.statuses.get(id).cloned(), why)
+            } else {
+                Membership::Status(self.statuses.get(id).cloned())
+            };
+            known.insert((service, region.to_string(), id.clone()), membership);
+        }
+    }
+}
+
 /// Security Hub member statuses that mean "associated with the administrator".
 fn hub_member(status: &str) -> bool {
     matches!(status, "Enabled" | "Associated")
@@ -924,7 +960,7 @@ impl Ctx {
     async fn hub_memberships(&self, region: &str, chunk: &[AccountRecord], known: &mut Known) {
         let sh = self.aws.admin(region).securityhub();
         let ids: Vec<String> = chunk.iter().map(|r| r.account_id.clone()).collect();
-        let mut statuses = match self.hub_statuses(&sh, &ids, region).await {
+        let statuses = match self.hub_statuses(&sh, &ids, region).await {
             Ok(s) => s,
             Err(why) => {
                 for id in ids {
@@ -937,8 +973,7 @@ impl Ctx {
             .iter()
             .filter(|r| !statuses.get(&r.account_id).is_some_and(|s| hub_member(s) || s == "Created" || s == "Invited"))
             .collect();
-        let mut refused = HashMap::new();
-        let mut failed = HashMap::new();
+        let mut batch = Batch { statuses, ..Batch::default() };
         if !missing.is_empty() {
             let details: Vec<AccountDetails> = missing
                 .iter()
@@ -949,38 +984,25 @@ impl Ctx {
                 Ok(out) => {
                     for u in out.unprocessed_accounts() {
                         if let Some(id) = u.account_id() {
-                            refused
-                                .insert(id.to_string(), u.processing_result().unwrap_or("no reason given").to_string());
+                            let why = u.processing_result().unwrap_or("no reason given").to_string();
+                            batch.refused.insert(id.to_string(), why);
                         }
                     }
                 }
                 Err(e) => {
                     let why = self.admin_call_failed("securityhub:CreateMembers", region, &e);
-                    failed.extend(missing.iter().map(|r| (r.account_id.clone(), why.clone())));
+                    batch.failed.extend(missing.iter().map(|r| (r.account_id.clone(), why.clone())));
                 }
             }
-            let created: Vec<String> = missing
-                .iter()
-                .map(|r| r.account_id.clone())
-                .filter(|id| !refused.contains_key(id) && !failed.contains_key(id))
-                .collect();
+            let created = batch.created(&missing);
             if !created.is_empty() {
                 match self.hub_statuses(&sh, &created, region).await {
-                    Ok(s) => statuses.extend(s),
-                    Err(why) => failed.extend(created.into_iter().map(|id| (id, why.clone()))),
+                    Ok(s) => batch.statuses.extend(s),
+                    Err(why) => batch.failed.extend(created.into_iter().map(|id| (id, why.clone()))),
                 }
             }
         }
-        for id in ids {
-            let membership = if let Some(why) = failed.remove(&id) {
-                Membership::Failed(why)
-            } else if let Some(why) = refused.remove(&id) {
-                Membership::Refused(statuses.get(&id).cloned(), why)
-            } else {
-                Membership::Status(statuses.get(&id).cloned())
-            };
-            known.insert((Service::SecurityHub, region.to_string(), id), membership);
-        }
+        batch.record(Service::SecurityHub, region, &ids, known);
     }
 
     /// Makes `r` a member of the admin's Security Hub in `region`: invites and accepts where
@@ -1116,7 +1138,7 @@ impl Ctx {
             None => return fail_all(&format!("no detector lookup for {region}"), known),
         };
         let gd = self.aws.admin(region).guardduty();
-        let mut statuses = match self.detector_statuses(&gd, &detector, &ids, region).await {
+        let statuses = match self.detector_statuses(&gd, &detector, &ids, region).await {
             Ok(s) => s,
             Err(why) => return fail_all(&why, known),
         };
@@ -1124,8 +1146,7 @@ impl Ctx {
             |s: &str| matches!(s, "Enabled" | "Created" | "Invited" | "EmailVerificationInProgress" | "Disabled");
         let missing: Vec<&AccountRecord> =
             chunk.iter().filter(|r| !statuses.get(&r.account_id).is_some_and(|s| keep(s))).collect();
-        let mut refused = HashMap::new();
-        let mut failed = HashMap::new();
+        let mut batch = Batch { statuses, ..Batch::default() };
         if !missing.is_empty() {
             let details: Vec<AccountDetail> = missing
                 .iter()
@@ -1137,37 +1158,24 @@ impl Ctx {
                 Ok(out) => {
                     for u in out.unprocessed_accounts() {
                         if let Some(id) = u.account_id() {
-                            refused.insert(id.to_string(), u.result().unwrap_or("no reason given").to_string());
+                            batch.refused.insert(id.to_string(), u.result().unwrap_or("no reason given").to_string());
                         }
                     }
                 }
                 Err(e) => {
                     let why = self.admin_call_failed("guardduty:CreateMembers", region, &e);
-                    failed.extend(missing.iter().map(|r| (r.account_id.clone(), why.clone())));
+                    batch.failed.extend(missing.iter().map(|r| (r.account_id.clone(), why.clone())));
                 }
             }
-            let created: Vec<String> = missing
-                .iter()
-                .map(|r| r.account_id.clone())
-                .filter(|id| !refused.contains_key(id) && !failed.contains_key(id))
-                .collect();
+            let created = batch.created(&missing);
             if !created.is_empty() {
                 match self.detector_statuses(&gd, &detector, &created, region).await {
-                    Ok(s) => statuses.extend(s),
-                    Err(why) => failed.extend(created.into_iter().map(|id| (id, why.clone()))),
+                    Ok(s) => batch.statuses.extend(s),
+                    Err(why) => batch.failed.extend(created.into_iter().map(|id| (id, why.clone()))),
                 }
             }
         }
-        for id in &ids {
-            let membership = if let Some(why) = failed.remove(id) {
-                Membership::Failed(why)
-            } else if let Some(why) = refused.remove(id) {
-                Membership::Refused(statuses.get(id).cloned(), why)
-            } else {
-                Membership::Status(statuses.get(id).cloned())
-            };
-            known.insert((Service::GuardDuty, region.to_string(), id.clone()), membership);
-        }
+        batch.record(Service::GuardDuty, region, &ids, known);
     }
 
     /// Makes `r` a member of the admin's GuardDuty detector in `region`: invites and accepts
